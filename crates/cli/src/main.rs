@@ -1,0 +1,2 @@
+//! herd command line
+fn main() {}
