@@ -1,1 +1,14 @@
-//! herd gguf
+//! Reads and writes GGUF files, versions 2 and 3: metadata values, tensor infos, and zero-copy
+//! tensor bytes, all validated when a file is opened. What the keys and tensors mean for a model
+//! is the engine's business, not this crate's.
+
+mod cursor;
+mod error;
+mod reader;
+mod value;
+mod writer;
+
+pub use error::{ErrorKind, GgufError, Malformed, TensorProblem};
+pub use reader::{Gguf, TensorInfo, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAX_ARRAY_DEPTH, MAX_DIMS};
+pub use value::{Array, Value, ValueType};
+pub use writer::GgufWriter;
