@@ -3,5 +3,12 @@
 //! I/O, no knowledge of models or files.
 
 pub mod dtype;
+pub mod matmul;
+pub mod ops;
+pub mod pool;
+pub mod quant;
 
 pub use dtype::DType;
+pub use matmul::{matmul, MatRef, MatmulScratch};
+pub use pool::ThreadPool;
+pub use quant::{dequantize_row, dot_f32, quantize_row, vec_dot, vec_dot_type, QuantError};

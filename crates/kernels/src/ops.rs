@@ -1,0 +1,132 @@
+//! Elementwise and row-wise f32 ops of a transformer layer: RMSNorm, rotary embeddings, SwiGLU,
+//! softmax, and the small vector primitives attention is built from. Plain loops written so the
+//! compiler vectorises them; the matrix products live in `matmul`.
+
+/// `out = x / sqrt(mean(x²) + eps) * weight`, for one row.
+pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    debug_assert!(x.len() == weight.len() && x.len() == out.len());
+    let sum_sq: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+    let scale = (1.0 / (sum_sq / x.len() as f64 + f64::from(eps)).sqrt()) as f32;
+    for ((o, &v), &w) in out.iter_mut().zip(x).zip(weight) {
+        *o = v * scale * w;
+    }
+}
+
+/// How a head's dimensions are paired for rotation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// Pairs (0,1), (2,3), ...: Llama GGUF files (their q/k weights are permuted for it).
+    Adjacent,
+    /// Pairs (i, i + rot_dim/2): GPT-NeoX, Qwen2, Gemma.
+    HalfSplit,
+}
+
+/// Rotates the first `2 * cos.len()` dimensions of every head in `x` (n_heads, head_dim) by the
+/// angles whose cosines and sines are given, one per pair.
+pub fn rope(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32], style: RopeStyle) {
+    let n_pairs = cos.len();
+    debug_assert!(2 * n_pairs <= head_dim && x.len() % head_dim == 0);
+    for head in x.chunks_exact_mut(head_dim) {
+        for i in 0..n_pairs {
+            let (a, b) = match style {
+                RopeStyle::Adjacent => (2 * i, 2 * i + 1),
+                RopeStyle::HalfSplit => (i, i + n_pairs),
+            };
+            let (x0, x1) = (head[a], head[b]);
+            head[a] = x0 * cos[i] - x1 * sin[i];
+            head[b] = x0 * sin[i] + x1 * cos[i];
+        }
+    }
+}
+
+/// SwiGLU: `gate = silu(gate) * up`, in place.
+pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+/// `y += x`.
+pub fn add_assign(y: &mut [f32], x: &[f32]) {
+    for (a, &b) in y.iter_mut().zip(x) {
+        *a += b;
+    }
+}
+
+/// `y = y * a + x * b`: the rescale-and-accumulate step of online softmax.
+pub fn scale_add(y: &mut [f32], a: f32, x: &[f32], b: f32) {
+    for (o, &v) in y.iter_mut().zip(x) {
+        *o = *o * a + v * b;
+    }
+}
+
+/// Dot product of two f32 rows.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight independent accumulators let the compiler vectorise without reassociating.
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Natural log of the softmax of `logits` at `idx`, computed stably in f64.
+pub fn log_softmax_at(logits: &[f32], idx: usize) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
+    f64::from(logits[idx] - max) - sum.ln()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rms_norm_of_constant_row_is_weight() {
+        let mut out = [0.0; 4];
+        rms_norm(&[3.0; 4], &[1.0, 2.0, 3.0, 4.0], 0.0, &mut out);
+        assert_eq!(out, [1.0, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn rope_styles_rotate_the_right_pairs() {
+        let (c, s) = ([0.0f32, 1.0], [1.0f32, 0.0]); // first pair by 90 degrees, second not at all
+        let mut adj = [1.0, 2.0, 3.0, 4.0];
+        rope(&mut adj, 4, &c, &s, RopeStyle::Adjacent);
+        assert_eq!(adj, [-2.0, 1.0, 3.0, 4.0]);
+        let mut half = [1.0, 2.0, 3.0, 4.0];
+        rope(&mut half, 4, &c, &s, RopeStyle::HalfSplit);
+        assert_eq!(half, [-3.0, 2.0, 1.0, 4.0]);
+    }
+
+    #[test]
+    fn dot_matches_naive_sum_on_awkward_lengths() {
+        for n in [0, 1, 7, 8, 9, 63, 100] {
+            let a: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 3.0).collect();
+            let b: Vec<f32> = (0..n).map(|i| 1.0 - i as f32 * 0.25).collect();
+            let naive: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+            assert!((f64::from(dot(&a, &b)) - naive).abs() < 1e-3 * (1.0 + naive.abs()), "n={n}");
+        }
+    }
+
+    #[test]
+    fn log_softmax_sums_to_one() {
+        let logits = [1.0, 2.0, 3.0, -50.0];
+        let total: f64 = (0..4).map(|i| log_softmax_at(&logits, i).exp()).sum();
+        assert!((total - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn silu_mul_matches_formula() {
+        let mut gate = [0.0f32, 1.0, -2.0, 10.0];
+        silu_mul(&mut gate, &[1.0, 2.0, 3.0, 0.5]);
+        let want = [0.0, 2.0 / (1.0 + (-1.0f32).exp()), 3.0 * -2.0 / (1.0 + 2.0f32.exp()), 0.5 * 10.0 / (1.0 + (-10.0f32).exp())];
+        for (g, w) in gate.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{g} vs {w}");
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! A persistent thread pool for data-parallel ops: one job at a time, run by every thread at
+//! once, each taking its share by thread index. Workers spin briefly between jobs (a forward pass
+//! issues hundreds of ops per token, microseconds apart) and park when the pool goes quiet, so an
+//! idle server costs no CPU. Nothing is allocated per job.
+
+use std::cell::UnsafeCell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The job every thread runs: `job(thread_idx, n_threads)`.
+type Job<'a> = dyn Fn(usize, usize) + Sync + 'a;
+
+/// How long a worker spins on the epoch counter before it parks. Long enough to bridge the gap
+/// between two ops of a forward pass, short enough that a paused engine sleeps.
+const SPIN_TIME: Duration = Duration::from_micros(2000);
+
+struct Shared {
+    /// The current job, valid while `pending > 0`. Written only by the thread holding
+    /// `caller`, before it bumps `epoch`.
+    job: UnsafeCell<Option<*const Job<'static>>>,
+    /// Bumped once per job; workers run a job when they see a new value.
+    epoch: AtomicU64,
+    /// Workers that have not finished the current job.
+    pending: AtomicUsize,
+    panicked: AtomicBool,
+    shutdown: AtomicBool,
+    n_parked: AtomicUsize,
+    park_lock: Mutex<()>,
+    wake: Condvar,
+    /// Serialises callers: one job at a time.
+    caller: Mutex<()>,
+}
+
+// SAFETY: `job` is only written by the caller holding `caller` while no worker reads it
+// (pending == 0), and read by workers only between the epoch bump and their decrement of
+// `pending`; the pointee is `Sync`.
+unsafe impl Sync for Shared {}
+unsafe impl Send for Shared {}
+
+pub struct ThreadPool {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    n_threads: usize,
+}
+
+impl ThreadPool {
+    /// A pool of `n_threads` threads in all: the calling thread plus `n_threads - 1` workers.
+    pub fn new(n_threads: usize) -> ThreadPool {
+        let n_threads = n_threads.max(1);
+        let shared = Arc::new(Shared {
+            job: UnsafeCell::new(None),
+            epoch: AtomicU64::new(0),
+            pending: AtomicUsize::new(0),
+            panicked: AtomicBool::new(false),
+            shutdown: AtomicBool::new(false),
+            n_parked: AtomicUsize::new(0),
+            park_lock: Mutex::new(()),
+            wake: Condvar::new(),
+            caller: Mutex::new(()),
+        });
+        let workers = (1..n_threads)
+            .map(|idx| {
+                let shared = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("herd-worker-{idx}"))
+                    .spawn(move || worker_loop(&shared, idx, n_threads))
+                    .expect("spawning a worker thread")
+            })
+            .collect();
+        ThreadPool { shared, workers, n_threads }
+    }
+
+    /// A pool with one thread per available core.
+    pub fn with_all_cores() -> ThreadPool {
+        ThreadPool::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    pub fn n_threads(&self) -> usize {
+        self.n_threads
+    }
+
+    /// Runs `job(thread_idx, n_threads)` on every thread of the pool, the caller included as
+    /// thread 0, and returns when all have finished. A panic in any thread is re-raised here.
+    pub fn run(&self, job: &(dyn Fn(usize, usize) + Sync)) {
+        if self.n_threads == 1 {
+            job(0, 1);
+            return;
+        }
+        let _guard = self.shared.caller.lock().unwrap_or_else(|e| e.into_inner());
+        let shared = &*self.shared;
+        // SAFETY: the lifetime is erased only for the duration of this call: we wait below
+        // until every worker has finished with the pointer, and clear it before returning.
+        let ptr: *const Job<'static> = unsafe { std::mem::transmute(job as *const Job<'_>) };
+        unsafe { *shared.job.get() = Some(ptr) };
+        shared.pending.store(self.n_threads - 1, Ordering::Relaxed);
+        shared.epoch.fetch_add(1, Ordering::Release);
+        if shared.n_parked.load(Ordering::SeqCst) > 0 {
+            let _lock = shared.park_lock.lock().unwrap_or_else(|e| e.into_inner());
+            shared.wake.notify_all();
+        }
+        let own = catch_unwind(AssertUnwindSafe(|| job(0, self.n_threads)));
+        while shared.pending.load(Ordering::Acquire) != 0 {
+            std::hint::spin_loop();
+        }
+        unsafe { *shared.job.get() = None };
+        if let Err(payload) = own {
+            std::panic::resume_unwind(payload);
+        }
+        if shared.panicked.swap(false, Ordering::Relaxed) {
+            panic!("a thread-pool worker panicked while running a job");
+        }
+    }
+}
+
+fn worker_loop(shared: &Shared, idx: usize, n_threads: usize) {
+    let mut seen = 0u64;
+    loop {
+        let epoch = wait_for_job(shared, seen);
+        if shared.shutdown.load(Ordering::Acquire) {
+            return;
+        }
+        seen = epoch;
+        // SAFETY: the caller set the pointer before bumping the epoch (Release, paired with
+        // the Acquire load in wait_for_job) and keeps it alive until `pending` reaches zero.
+        let job = unsafe { &*(*shared.job.get()).expect("a job is set for a new epoch") };
+        if catch_unwind(AssertUnwindSafe(|| job(idx, n_threads))).is_err() {
+            shared.panicked.store(true, Ordering::Relaxed);
+        }
+        shared.pending.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// Spins, then parks, until the epoch moves past `seen` or the pool shuts down.
+fn wait_for_job(shared: &Shared, seen: u64) -> u64 {
+    let start = Instant::now();
+    let mut spins = 0u32;
+    loop {
+        let epoch = shared.epoch.load(Ordering::Acquire);
+        if epoch != seen || shared.shutdown.load(Ordering::Acquire) {
+            return epoch;
+        }
+        spins = spins.wrapping_add(1);
+        if spins % 1024 != 0 || start.elapsed() < SPIN_TIME {
+            std::hint::spin_loop();
+            continue;
+        }
+        let lock = shared.park_lock.lock().unwrap_or_else(|e| e.into_inner());
+        shared.n_parked.fetch_add(1, Ordering::SeqCst);
+        let lock = if shared.epoch.load(Ordering::SeqCst) == seen && !shared.shutdown.load(Ordering::SeqCst) {
+            shared.wake.wait(lock).unwrap_or_else(|e| e.into_inner())
+        } else {
+            lock
+        };
+        shared.n_parked.fetch_sub(1, Ordering::SeqCst);
+        drop(lock);
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, Ordering::Release);
+        {
+            let _lock = self.shared.park_lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.shared.wake.notify_all();
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+/// The half-open range of `n_items` that thread `thread_idx` of `n_threads` owns, in contiguous
+/// chunks whose starts are multiples of `align` (so threads never share a cache line or block).
+pub fn share(n_items: usize, thread_idx: usize, n_threads: usize, align: usize) -> std::ops::Range<usize> {
+    let n_units = n_items.div_ceil(align);
+    let per = n_units / n_threads;
+    let extra = n_units % n_threads;
+    let unit_start = thread_idx * per + thread_idx.min(extra);
+    let unit_end = unit_start + per + usize::from(thread_idx < extra);
+    (unit_start * align).min(n_items)..(unit_end * align).min(n_items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_thread_runs_every_job_once() {
+        for n_threads in [1, 2, 3, 8] {
+            let pool = ThreadPool::new(n_threads);
+            let hits: Vec<AtomicUsize> = (0..n_threads).map(|_| AtomicUsize::new(0)).collect();
+            for _ in 0..1000 {
+                pool.run(&|idx, n| {
+                    assert_eq!(n, n_threads);
+                    hits[idx].fetch_add(1, Ordering::Relaxed);
+                });
+            }
+            assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1000));
+        }
+    }
+
+    #[test]
+    fn parked_workers_wake_up() {
+        let pool = ThreadPool::new(3);
+        let total = AtomicUsize::new(0);
+        for _ in 0..3 {
+            std::thread::sleep(SPIN_TIME * 3);
+            pool.run(&|_, _| {
+                total.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        assert_eq!(total.load(Ordering::Relaxed), 9);
+    }
+
+    #[test]
+    fn worker_panic_reaches_the_caller_and_the_pool_survives() {
+        let pool = ThreadPool::new(2);
+        let r = catch_unwind(AssertUnwindSafe(|| pool.run(&|idx, _| assert!(idx != 1, "boom"))));
+        assert!(r.is_err());
+        let count = AtomicUsize::new(0);
+        pool.run(&|_, _| {
+            count.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(count.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn shares_cover_the_range_without_overlap() {
+        for (n_items, n_threads, align) in [(0, 2, 1), (10, 3, 1), (100, 7, 16), (5, 8, 4), (1024, 2, 32)] {
+            let mut next = 0;
+            for t in 0..n_threads {
+                let r = share(n_items, t, n_threads, align);
+                assert_eq!(r.start, next.min(n_items));
+                assert!(r.start % align == 0 || r.start == n_items);
+                next = r.end;
+            }
+            assert_eq!(next, n_items);
+        }
+    }
+}
