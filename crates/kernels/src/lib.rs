@@ -9,6 +9,6 @@ pub mod pool;
 pub mod quant;
 
 pub use dtype::DType;
-pub use matmul::{matmul, MatRef, MatmulScratch};
+pub use matmul::{matmul, MatRef, MatmulScratch, Precision};
 pub use pool::ThreadPool;
 pub use quant::{dequantize_row, dot_f32, quantize_row, vec_dot, vec_dot_type, QuantError};
