@@ -1,2 +1,52 @@
-//! herd command line
-fn main() {}
+//! The `herd` binary: parses arguments, calls into the engine, prints results to stdout and
+//! diagnostics to stderr. Logic of its own belongs in the library crates instead.
+
+mod cmd;
+mod model_arg;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "herd", version, about = "Run open-weight language models: on a laptop, a GPU, or a fleet.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate text from a prompt, streaming it to stdout.
+    Run(cmd::run::Args),
+    /// Describe a model file: architecture, sizes, tensor types, tokenizer, template.
+    Info(cmd::info::Args),
+    /// Measure perplexity on a text file (llama.cpp's method).
+    Perplexity(cmd::perplexity::Args),
+    /// Print the token ids of a text.
+    Tokenize(cmd::tokenize::Args),
+    /// Fetch a model into herd's model folder.
+    Pull(cmd::pull::Args),
+    /// Measure prompt-processing and generation speed (llama-bench's flags and fields).
+    Bench(cmd::bench::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => cmd::run::main(args),
+        Command::Info(args) => cmd::info::main(args),
+        Command::Perplexity(args) => cmd::perplexity::main(args),
+        Command::Tokenize(args) => cmd::tokenize::main(args),
+        Command::Pull(args) => cmd::pull::main(args),
+        Command::Bench(args) => cmd::bench::main(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the chain of causes, outermost first.
+            eprintln!("herd: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

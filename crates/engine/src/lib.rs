@@ -1,1 +1,19 @@
-//! herd engine
+//! herd's engine: models loaded from GGUF files, the forward pass, the paged KV cache,
+//! sampling, generation, perplexity, and the model store. Knows nothing of HTTP or terminals.
+
+pub mod bench;
+pub mod error;
+pub mod generate;
+pub mod kv_cache;
+pub mod model;
+pub mod perplexity;
+pub mod prefix_cache;
+pub mod runner;
+pub mod sampler;
+pub mod scheduler;
+pub mod session;
+pub mod stop;
+pub mod store;
+
+pub use error::{EngineError, Result};
+pub use model::Model;

@@ -1,1 +1,20 @@
-//! herd tokenizer
+//! Text <-> token ids for GGUF models: byte-level BPE with each family's pre-tokenizer, and
+//! SentencePiece-style BPE; special tokens in prompt text; decoding whole sequences or streams.
+//! Matches llama.cpp's tokenization id for id. Knows nothing of weights or kernels.
+
+mod bpe;
+mod decode;
+mod error;
+mod gguf;
+mod pretok;
+mod special;
+mod spm;
+pub mod template;
+mod tokenizer;
+mod unicode;
+mod vocab;
+
+pub use decode::StreamDecoder;
+pub use error::TokenizerError;
+pub use tokenizer::{LoadOptions, Tokenizer, VocabConfig};
+pub use vocab::TokenType;

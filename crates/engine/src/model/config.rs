@@ -1,0 +1,200 @@
+//! Hyperparameters of a Llama-family model, read from GGUF metadata and checked for sense
+//! before any buffer is sized from them.
+
+use herd_gguf::Gguf;
+use herd_kernels::ops::RopeStyle;
+
+use crate::error::{EngineError, Result};
+
+/// The architectures `model::llama` runs. Anything else is refused by name at load time.
+pub const SUPPORTED_ARCHS: &[&str] = &["llama"];
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub arch: String,
+    pub n_layers: usize,
+    /// Width of the residual stream.
+    pub d_model: usize,
+    /// Hidden width of the feed-forward block.
+    pub d_ff: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    pub n_vocab: usize,
+    /// The context length the model was trained for.
+    pub n_ctx_train: usize,
+    pub rms_eps: f32,
+    pub rope: RopeConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct RopeConfig {
+    pub base: f32,
+    /// Dimensions of each head that rotate (the rest pass through).
+    pub n_rot: usize,
+    pub style: RopeStyle,
+    /// Positions are divided by this (linear scaling); 1 when unscaled.
+    pub linear_scale: f32,
+    /// Llama-3-style per-pair divisors of the rotation frequency (n_rot / 2 of them), from the
+    /// `rope_freqs.weight` tensor or computed from `rope.scaling.*` metadata.
+    pub freq_factors: Option<Vec<f32>>,
+}
+
+impl RopeConfig {
+    /// Rotation frequency of each pair, scaling applied: position × frequency is the angle.
+    pub fn inv_freqs(&self) -> Vec<f64> {
+        (0..self.n_rot / 2)
+            .map(|i| {
+                let f = f64::from(self.base).powf(-2.0 * i as f64 / self.n_rot as f64);
+                let factor = self.freq_factors.as_ref().map_or(1.0, |ff| f64::from(ff[i]));
+                f / factor / f64::from(self.linear_scale)
+            })
+            .collect()
+    }
+}
+
+impl Config {
+    pub fn from_gguf(g: &Gguf) -> Result<Config> {
+        let bad = |message: String| EngineError::Model { path: g.path().to_path_buf(), message };
+        let arch = g.get_str("general.architecture")?.ok_or_else(|| bad("missing key 'general.architecture'".into()))?;
+        if !SUPPORTED_ARCHS.contains(&arch) {
+            return Err(bad(format!("architecture '{arch}' is not supported (herd runs: {})", SUPPORTED_ARCHS.join(", "))));
+        }
+        let key = |k: &str| format!("{arch}.{k}");
+        let required = |k: &str| -> Result<usize> {
+            let v = g.get_u64(&key(k))?.ok_or_else(|| bad(format!("missing key '{}'", key(k))))?;
+            usize::try_from(v).map_err(|_| bad(format!("key '{}': {v} is too large", key(k))))
+        };
+        let optional = |k: &str| -> Result<Option<usize>> {
+            g.get_u64(&key(k))?.map(|v| usize::try_from(v).map_err(|_| bad(format!("key '{}': {v} is too large", key(k))))).transpose()
+        };
+
+        let n_layers = required("block_count")?;
+        let d_model = required("embedding_length")?;
+        let d_ff = required("feed_forward_length")?;
+        let n_heads = required("attention.head_count")?;
+        let n_kv_heads = optional("attention.head_count_kv")?.unwrap_or(n_heads);
+        let n_ctx_train = required("context_length")?;
+        let rms_eps = g.get_f64(&key("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-5) as f32;
+
+        let sane = |name: &str, v: usize, max: usize| {
+            if v == 0 || v > max {
+                Err(bad(format!("{name} is {v}, expected 1..={max}")))
+            } else {
+                Ok(())
+            }
+        };
+        sane("block_count", n_layers, 1024)?;
+        sane("embedding_length", d_model, 1 << 16)?;
+        sane("feed_forward_length", d_ff, 1 << 18)?;
+        sane("attention.head_count", n_heads, 1024)?;
+        sane("attention.head_count_kv", n_kv_heads, n_heads)?;
+        sane("context_length", n_ctx_train, 1 << 24)?;
+        if n_heads % n_kv_heads != 0 {
+            return Err(bad(format!("attention.head_count {n_heads} is not a multiple of attention.head_count_kv {n_kv_heads}")));
+        }
+        let head_dim = match optional("attention.key_length")? {
+            Some(d) => d,
+            None if d_model % n_heads == 0 => d_model / n_heads,
+            None => return Err(bad(format!("embedding_length {d_model} is not a multiple of attention.head_count {n_heads}"))),
+        };
+        sane("head dimension", head_dim, 1024)?;
+        if !(rms_eps > 0.0 && rms_eps < 1.0) {
+            return Err(bad(format!("attention.layer_norm_rms_epsilon is {rms_eps}, expected a small positive number")));
+        }
+
+        let embd = g.tensor("token_embd.weight").ok_or_else(|| bad("missing tensor 'token_embd.weight'".into()))?;
+        let n_vocab = match embd.dims.as_slice() {
+            [d, n] if *d as usize == d_model => *n as usize,
+            dims => return Err(bad(format!("tensor 'token_embd.weight': dims {dims:?}, expected [{d_model}, n_vocab]"))),
+        };
+
+        let rope = rope_config(g, arch, head_dim, &bad)?;
+        Ok(Config { arch: arch.to_string(), n_layers, d_model, d_ff, n_heads, n_kv_heads, head_dim, n_vocab, n_ctx_train, rms_eps, rope })
+    }
+
+    /// Width of one position's keys (or values) across all KV heads.
+    pub fn kv_dim(&self) -> usize {
+        self.n_kv_heads * self.head_dim
+    }
+
+    /// Width of one position's queries across all heads.
+    pub fn q_dim(&self) -> usize {
+        self.n_heads * self.head_dim
+    }
+}
+
+fn rope_config(g: &Gguf, arch: &str, head_dim: usize, bad: &dyn Fn(String) -> EngineError) -> Result<RopeConfig> {
+    let key = |k: &str| format!("{arch}.{k}");
+    let base = g.get_f64(&key("rope.freq_base"))?.unwrap_or(10000.0) as f32;
+    if !(base > 1.0 && base.is_finite()) {
+        return Err(bad(format!("rope.freq_base is {base}, expected a number above 1")));
+    }
+    let n_rot = match g.get_u64(&key("rope.dimension_count"))? {
+        Some(n) if n > 0 && n as usize <= head_dim && n % 2 == 0 => n as usize,
+        Some(n) => return Err(bad(format!("rope.dimension_count is {n}, expected an even number up to the head dimension {head_dim}"))),
+        None => head_dim,
+    };
+    let scaling_type = g.get_str(&key("rope.scaling.type"))?;
+    // Older files give only `rope.scale_linear`, which means linear scaling.
+    let factor = match g.get_f64(&key("rope.scaling.factor"))? {
+        Some(f) => Some(f as f32),
+        None => g.get_f64(&key("rope.scale_linear"))?.map(|f| f as f32),
+    };
+    let mut linear_scale = 1.0;
+    let mut freq_factors = None;
+    match scaling_type {
+        Some("none") => {}
+        None | Some("linear") => linear_scale = factor.unwrap_or(1.0),
+        Some("llama3") => freq_factors = Some(llama3_factors(g, arch, base, n_rot, factor, bad)?),
+        Some(other) => return Err(bad(format!("rope scaling type '{other}' is not supported (herd supports linear and llama3)"))),
+    }
+    if !(linear_scale > 0.0 && linear_scale.is_finite()) {
+        return Err(bad(format!("rope scaling factor is {linear_scale}, expected a positive number")));
+    }
+    // Converters for Llama 3.1+ store the llama3 factors precomputed as a tensor.
+    if let Some(t) = g.tensor("rope_freqs.weight") {
+        if t.n_elements as usize != n_rot / 2 || t.dtype != herd_kernels::DType::F32 {
+            return Err(bad(format!("tensor 'rope_freqs.weight': {} {} values, expected {} F32", t.n_elements, t.dtype, n_rot / 2)));
+        }
+        let factors: Vec<f32> = g.tensor_data(t).chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        if factors.iter().any(|f| !(*f > 0.0 && f.is_finite())) {
+            return Err(bad("tensor 'rope_freqs.weight' holds a factor that is not a positive number".into()));
+        }
+        freq_factors = Some(factors);
+    }
+    let style = RopeStyle::Adjacent;
+    Ok(RopeConfig { base, n_rot, style, linear_scale, freq_factors })
+}
+
+/// Llama 3.1's frequency-dependent scaling: long wavelengths are slowed by `factor`, short ones
+/// kept, and the band between blended smoothly.
+fn llama3_factors(g: &Gguf, arch: &str, base: f32, n_rot: usize, factor: Option<f32>, bad: &dyn Fn(String) -> EngineError) -> Result<Vec<f32>> {
+    let get = |k: &str| -> Result<f64> {
+        let full = format!("{arch}.rope.scaling.{k}");
+        g.get_f64(&full)?.ok_or_else(|| bad(format!("rope scaling type llama3 needs key '{full}'")))
+    };
+    let factor = f64::from(factor.ok_or_else(|| bad(format!("rope scaling type llama3 needs key '{arch}.rope.scaling.factor'")))?);
+    let low = get("low_freq_factor")?;
+    let high = get("high_freq_factor")?;
+    let original_ctx = get("original_context_length")?;
+    if !(factor >= 1.0 && low > 0.0 && high > low && original_ctx > 0.0) {
+        return Err(bad(format!("llama3 rope scaling: factor {factor}, low_freq_factor {low}, high_freq_factor {high}, original_context_length {original_ctx} are not consistent")));
+    }
+    let (low_wavelen, high_wavelen) = (original_ctx / low, original_ctx / high);
+    Ok((0..n_rot / 2)
+        .map(|i| {
+            let freq = f64::from(base).powf(-2.0 * i as f64 / n_rot as f64);
+            let wavelen = 2.0 * std::f64::consts::PI / freq;
+            let scaled = if wavelen < high_wavelen {
+                freq
+            } else if wavelen > low_wavelen {
+                freq / factor
+            } else {
+                let smooth = (original_ctx / wavelen - low) / (high - low);
+                (1.0 - smooth) * freq / factor + smooth * freq
+            };
+            (freq / scaled) as f32
+        })
+        .collect())
+}

@@ -1,0 +1,290 @@
+//! The Llama architecture (Llama 2/3, SmolLM2, Mistral-as-llama): `load` maps the weights,
+//! `forward` turns a batch of (sequence, positions, tokens) into logits, writing keys and values
+//! into the paged KV cache. It never samples and never sees text.
+
+use std::sync::Arc;
+
+use herd_gguf::Gguf;
+use herd_kernels::matmul::SharedSlice;
+use herd_kernels::ops::{add_assign, dot, rms_norm, rope, scale_add, silu_mul};
+use herd_kernels::pool::share;
+use herd_kernels::{matmul, MatmulScratch, Precision, ThreadPool};
+
+use super::config::Config;
+use super::weights::{Weight, WeightLoader};
+use crate::error::{EngineError, Result};
+use crate::kv_cache::{KvCache, BLOCK_SIZE};
+
+struct Layer {
+    attn_norm: Vec<f32>, // (d_model)
+    wq: Weight,          // (q_dim, d_model)
+    wk: Weight,          // (kv_dim, d_model)
+    wv: Weight,          // (kv_dim, d_model)
+    wo: Weight,          // (d_model, q_dim)
+    ffn_norm: Vec<f32>,  // (d_model)
+    w_gate: Weight,      // (d_ff, d_model)
+    w_up: Weight,        // (d_ff, d_model)
+    w_down: Weight,      // (d_model, d_ff)
+}
+
+pub struct Llama {
+    pub cfg: Config,
+    tok_embd: Weight,      // (n_vocab, d_model)
+    output_norm: Vec<f32>, // (d_model)
+    output: Weight,        // (n_vocab, d_model); the embedding itself when tied
+    layers: Vec<Layer>,
+    inv_freqs: Vec<f64>, // (n_rot / 2)
+}
+
+/// Which positions of a sequence's chunk want next-token logits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logits {
+    None,
+    Last,
+    /// Every position from this index of the chunk on.
+    From(usize),
+}
+
+/// One sequence's part of a batch: `tokens` at positions `start_pos..`, whose keys and values
+/// go into the blocks of `blocks` (which must already cover every position).
+pub struct SeqChunk<'a> {
+    pub blocks: &'a [u32],
+    pub start_pos: usize,
+    pub tokens: &'a [u32],
+    pub logits: Logits,
+    /// How this chunk's matrix products are computed (prompt: Exact, generated: Int8). A
+    /// token's results depend only on this, never on the other chunks of the batch.
+    pub precision: Precision,
+}
+
+/// Activation buffers, grown to the largest batch seen and reused, so steady-state decoding
+/// allocates nothing.
+#[derive(Default)]
+pub struct ForwardScratch {
+    x: Vec<f32>,       // (n_tok, d_model) residual stream
+    h: Vec<f32>,       // (n_tok, d_model) normed input of a block
+    q: Vec<f32>,       // (n_tok, q_dim)
+    k: Vec<f32>,       // (n_tok, kv_dim)
+    v: Vec<f32>,       // (n_tok, kv_dim)
+    att: Vec<f32>,     // (n_tok, q_dim) attention output
+    gate: Vec<f32>,    // (n_tok, d_ff)
+    up: Vec<f32>,      // (n_tok, d_ff)
+    proj: Vec<f32>,    // (n_tok, d_model) output of wo / w_down before the residual add
+    cos: Vec<f32>,     // (n_tok, n_rot / 2)
+    sin: Vec<f32>,     // (n_tok, n_rot / 2)
+    tok_seq: Vec<u32>, // (n_tok) index of each token's chunk in the batch
+    tok_pos: Vec<u32>, // (n_tok) position of each token
+    sel: Vec<f32>,     // (n_out, d_model) final-normed rows that want logits
+    sel_runs: Vec<PrecisionRun>, // precision runs over the rows of `sel`
+    runs: Vec<PrecisionRun>,     // precision runs over the batch's tokens
+    mm: MatmulScratch,
+}
+
+/// Tokens `tokens` of the batch (or rows of `sel`) all use `precision`.
+#[derive(Clone, Debug)]
+struct PrecisionRun {
+    precision: Precision,
+    tokens: std::ops::Range<usize>,
+}
+
+/// `out (n, w.rows) = x (n, w.cols) · wᵀ`, each run of tokens at its own precision.
+fn matmul_runs(pool: &ThreadPool, w: &Weight, x: &[f32], out: &mut [f32], runs: &[PrecisionRun], mm: &mut MatmulScratch) {
+    let (rows, cols) = (w.rows, w.cols);
+    for run in runs {
+        let n = run.tokens.len();
+        let (x, out) = (&x[run.tokens.start * cols..run.tokens.end * cols], &mut out[run.tokens.start * rows..run.tokens.end * rows]);
+        matmul(pool, w.mat(), x, n, out, mm, run.precision);
+    }
+}
+
+fn grow(buf: &mut Vec<f32>, len: usize) {
+    buf.resize(len, 0.0);
+}
+
+impl Llama {
+    pub fn load(file: &Arc<Gguf>, cfg: Config) -> Result<Llama> {
+        let w = WeightLoader { file };
+        let (d, q_dim, kv_dim, d_ff) = (cfg.d_model, cfg.q_dim(), cfg.kv_dim(), cfg.d_ff);
+        let tok_embd = w.matrix("token_embd.weight", cfg.n_vocab, d)?;
+        let output = if w.has("output.weight") { w.matrix("output.weight", cfg.n_vocab, d)? } else { tok_embd.clone() };
+        let layers = (0..cfg.n_layers)
+            .map(|l| {
+                let name = |t: &str| format!("blk.{l}.{t}.weight");
+                Ok(Layer {
+                    attn_norm: w.vector(&name("attn_norm"), d)?,
+                    wq: w.matrix(&name("attn_q"), q_dim, d)?,
+                    wk: w.matrix(&name("attn_k"), kv_dim, d)?,
+                    wv: w.matrix(&name("attn_v"), kv_dim, d)?,
+                    wo: w.matrix(&name("attn_output"), d, q_dim)?,
+                    ffn_norm: w.vector(&name("ffn_norm"), d)?,
+                    w_gate: w.matrix(&name("ffn_gate"), d_ff, d)?,
+                    w_up: w.matrix(&name("ffn_up"), d_ff, d)?,
+                    w_down: w.matrix(&name("ffn_down"), d, d_ff)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let output_norm = w.vector("output_norm.weight", d)?;
+        let inv_freqs = cfg.rope.inv_freqs();
+        Ok(Llama { cfg, tok_embd, output_norm, output, layers, inv_freqs })
+    }
+
+    /// Runs the batch through the model. Keys and values of every token are written to `kv`;
+    /// `logits` receives (n_out, n_vocab) rows, one per wanted position, in batch order.
+    pub fn forward(&self, pool: &ThreadPool, kv: &mut KvCache, batch: &[SeqChunk<'_>], s: &mut ForwardScratch, logits: &mut Vec<f32>) -> Result<()> {
+        let cfg = &self.cfg;
+        let (d, q_dim, kv_dim, d_ff, hd) = (cfg.d_model, cfg.q_dim(), cfg.kv_dim(), cfg.d_ff, cfg.head_dim);
+        let n_tok: usize = batch.iter().map(|c| c.tokens.len()).sum();
+        for chunk in batch {
+            if let Some(&id) = chunk.tokens.iter().find(|&&t| t as usize >= cfg.n_vocab) {
+                return Err(EngineError::BadToken { id, n_vocab: cfg.n_vocab });
+            }
+            let end = chunk.start_pos + chunk.tokens.len();
+            assert!(chunk.blocks.len() * BLOCK_SIZE >= end, "block table too short for position {end}");
+        }
+        // Consecutive chunks of equal precision share one matmul call.
+        s.runs.clear();
+        let mut first_tok = 0;
+        for chunk in batch {
+            match s.runs.last_mut() {
+                Some(run) if run.precision == chunk.precision => run.tokens.end += chunk.tokens.len(),
+                _ => s.runs.push(PrecisionRun { precision: chunk.precision, tokens: first_tok..first_tok + chunk.tokens.len() }),
+            }
+            first_tok += chunk.tokens.len();
+        }
+        for (buf, width) in [(&mut s.x, d), (&mut s.h, d), (&mut s.q, q_dim), (&mut s.k, kv_dim), (&mut s.v, kv_dim), (&mut s.att, q_dim), (&mut s.gate, d_ff), (&mut s.up, d_ff), (&mut s.proj, d)] {
+            grow(buf, n_tok * width);
+        }
+
+        // Per-token bookkeeping, embeddings, and the rotary angles each position needs.
+        let n_pairs = self.inv_freqs.len();
+        grow(&mut s.cos, n_tok * n_pairs);
+        grow(&mut s.sin, n_tok * n_pairs);
+        s.tok_seq.clear();
+        s.tok_pos.clear();
+        for (c_idx, chunk) in batch.iter().enumerate() {
+            for (j, &token) in chunk.tokens.iter().enumerate() {
+                let i = s.tok_seq.len();
+                let pos = chunk.start_pos + j;
+                s.tok_seq.push(c_idx as u32);
+                s.tok_pos.push(pos as u32);
+                self.tok_embd.row_f32(token as usize, &mut s.x[i * d..(i + 1) * d]);
+                for (p, &f) in self.inv_freqs.iter().enumerate() {
+                    let (sin, cos) = (pos as f64 * f).sin_cos();
+                    s.cos[i * n_pairs + p] = cos as f32;
+                    s.sin[i * n_pairs + p] = sin as f32;
+                }
+            }
+        }
+
+        for (l, layer) in self.layers.iter().enumerate() {
+            // h = rmsnorm(x) * attn_norm
+            for i in 0..n_tok {
+                rms_norm(&s.x[i * d..(i + 1) * d], &layer.attn_norm, cfg.rms_eps, &mut s.h[i * d..(i + 1) * d]);
+            }
+            // q, k, v = h Wqᵀ, h Wkᵀ, h Wvᵀ
+            matmul_runs(pool, &layer.wq, &s.h, &mut s.q, &s.runs, &mut s.mm);
+            matmul_runs(pool, &layer.wk, &s.h, &mut s.k, &s.runs, &mut s.mm);
+            matmul_runs(pool, &layer.wv, &s.h, &mut s.v, &s.runs, &mut s.mm);
+            // q, k = rope(q, pos), rope(k, pos); then k, v go into the cache
+            for i in 0..n_tok {
+                let (cos, sin) = (&s.cos[i * n_pairs..(i + 1) * n_pairs], &s.sin[i * n_pairs..(i + 1) * n_pairs]);
+                rope(&mut s.q[i * q_dim..(i + 1) * q_dim], hd, cos, sin, cfg.rope.style);
+                rope(&mut s.k[i * kv_dim..(i + 1) * kv_dim], hd, cos, sin, cfg.rope.style);
+                let chunk = &batch[s.tok_seq[i] as usize];
+                kv.store(l, chunk.blocks, s.tok_pos[i] as usize, &s.k[i * kv_dim..(i + 1) * kv_dim], &s.v[i * kv_dim..(i + 1) * kv_dim]);
+            }
+            // att = softmax(q kᵀ / sqrt(hd) + causal mask) v, per head
+            self.attention(pool, kv, l, batch, s, n_tok);
+            // x += att Woᵀ
+            matmul_runs(pool, &layer.wo, &s.att, &mut s.proj, &s.runs, &mut s.mm);
+            add_assign(&mut s.x[..n_tok * d], &s.proj[..n_tok * d]);
+            // h = rmsnorm(x) * ffn_norm
+            for i in 0..n_tok {
+                rms_norm(&s.x[i * d..(i + 1) * d], &layer.ffn_norm, cfg.rms_eps, &mut s.h[i * d..(i + 1) * d]);
+            }
+            // x += (silu(h Wgᵀ) * h Wuᵀ) Wdᵀ
+            matmul_runs(pool, &layer.w_gate, &s.h, &mut s.gate, &s.runs, &mut s.mm);
+            matmul_runs(pool, &layer.w_up, &s.h, &mut s.up, &s.runs, &mut s.mm);
+            silu_mul(&mut s.gate[..n_tok * d_ff], &s.up[..n_tok * d_ff]);
+            matmul_runs(pool, &layer.w_down, &s.gate, &mut s.proj, &s.runs, &mut s.mm);
+            add_assign(&mut s.x[..n_tok * d], &s.proj[..n_tok * d]);
+        }
+
+        // logits = rmsnorm(x) * output_norm · Woutᵀ, only for the rows that want them
+        s.sel.clear();
+        s.sel_runs.clear();
+        let mut first = 0;
+        for chunk in batch {
+            let rows = match chunk.logits {
+                Logits::None => 0..0,
+                Logits::Last => chunk.tokens.len().saturating_sub(1)..chunk.tokens.len(),
+                Logits::From(start) => start.min(chunk.tokens.len())..chunk.tokens.len(),
+            };
+            for j in rows {
+                let i = first + j;
+                let at = s.sel.len();
+                s.sel.resize(at + d, 0.0);
+                rms_norm(&s.x[i * d..(i + 1) * d], &self.output_norm, cfg.rms_eps, &mut s.sel[at..]);
+                let row = at / d;
+                match s.sel_runs.last_mut() {
+                    Some(run) if run.precision == chunk.precision => run.tokens.end = row + 1,
+                    _ => s.sel_runs.push(PrecisionRun { precision: chunk.precision, tokens: row..row + 1 }),
+                }
+            }
+            first += chunk.tokens.len();
+        }
+        let n_out = s.sel.len() / d;
+        logits.resize(n_out * cfg.n_vocab, 0.0);
+        if n_out > 0 {
+            matmul_runs(pool, &self.output, &s.sel, logits, &s.sel_runs, &mut s.mm);
+        }
+        Ok(())
+    }
+
+    /// Causal attention of every (token, head) over its sequence's cached positions, with an
+    /// online softmax over blocks so no score matrix is ever materialised.
+    fn attention(&self, pool: &ThreadPool, kv: &KvCache, layer: usize, batch: &[SeqChunk<'_>], s: &mut ForwardScratch, n_tok: usize) {
+        let cfg = &self.cfg;
+        let (hd, n_heads, q_dim) = (cfg.head_dim, cfg.n_heads, cfg.q_dim());
+        let group = cfg.n_heads / cfg.n_kv_heads;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let (q, tok_seq, tok_pos) = (&s.q, &s.tok_seq, &s.tok_pos);
+        let att = SharedSlice::new(&mut s.att[..n_tok * q_dim]);
+        pool.run(&|t, n_threads| {
+            let mut scores = [0.0f32; BLOCK_SIZE];
+            for work in share(n_tok * n_heads, t, n_threads, 1) {
+                let (i, h) = (work / n_heads, work % n_heads);
+                let q_h = &q[i * q_dim + h * hd..i * q_dim + (h + 1) * hd];
+                // SAFETY: each (token, head) output slice is written by exactly one thread.
+                let out = unsafe { att.range_mut(i * q_dim + h * hd, hd) };
+                out.fill(0.0);
+                let n_ctx = tok_pos[i] as usize + 1;
+                let blocks = batch[tok_seq[i] as usize].blocks;
+                let (mut max, mut sum) = (f32::NEG_INFINITY, 0.0f32);
+                for (b, &block) in blocks[..n_ctx.div_ceil(BLOCK_SIZE)].iter().enumerate() {
+                    let n = (n_ctx - b * BLOCK_SIZE).min(BLOCK_SIZE);
+                    let (keys, values) = kv.block(layer, block, h / group);
+                    for (j, score) in scores[..n].iter_mut().enumerate() {
+                        *score = dot(q_h, &keys[j * hd..(j + 1) * hd]) * scale;
+                    }
+                    let block_max = scores[..n].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let new_max = max.max(block_max);
+                    let correction = (max - new_max).exp();
+                    sum *= correction;
+                    for o in out.iter_mut() {
+                        *o *= correction;
+                    }
+                    for (j, &score) in scores[..n].iter().enumerate() {
+                        let p = (score - new_max).exp();
+                        sum += p;
+                        scale_add(out, 1.0, &values[j * hd..(j + 1) * hd], p);
+                    }
+                    max = new_max;
+                }
+                for o in out.iter_mut() {
+                    *o /= sum;
+                }
+            }
+        });
+    }
+}

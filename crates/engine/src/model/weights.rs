@@ -1,0 +1,100 @@
+//! Weights as views into the memory-mapped GGUF file: matrices stay in their stored (quantized)
+//! form and are never copied; small vectors (norm gains) are dequantized to f32 once at load.
+
+use std::sync::Arc;
+
+use herd_gguf::Gguf;
+use herd_kernels::quant::dequantize_row;
+use herd_kernels::{DType, MatRef};
+
+use crate::error::{EngineError, Result};
+
+/// Weight formats the matrix kernels take. Q8_1 and Q8_K exist only as activation formats.
+const WEIGHT_TYPES: &[DType] = &[
+    DType::F32,
+    DType::F16,
+    DType::BF16,
+    DType::Q4_0,
+    DType::Q4_1,
+    DType::Q5_0,
+    DType::Q5_1,
+    DType::Q8_0,
+    DType::Q2_K,
+    DType::Q3_K,
+    DType::Q4_K,
+    DType::Q5_K,
+    DType::Q6_K,
+];
+
+/// A (rows, cols) weight matrix stored in the model file.
+#[derive(Clone)]
+pub struct Weight {
+    file: Arc<Gguf>,
+    tensor_idx: usize,
+    pub dtype: DType,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Weight {
+    pub fn mat(&self) -> MatRef<'_> {
+        let info = &self.file.tensors()[self.tensor_idx];
+        MatRef { dtype: self.dtype, rows: self.rows, cols: self.cols, data: self.file.tensor_data(info) }
+    }
+
+    /// Dequantizes row `r` into `out` (cols).
+    pub fn row_f32(&self, r: usize, out: &mut [f32]) {
+        dequantize_row(self.dtype, self.mat().row(r), out);
+    }
+
+    pub fn name(&self) -> &str {
+        &self.file.tensors()[self.tensor_idx].name
+    }
+}
+
+/// Looks up tensors by name and checks their shapes against the model's hyperparameters.
+pub struct WeightLoader<'a> {
+    pub file: &'a Arc<Gguf>,
+}
+
+impl WeightLoader<'_> {
+    fn error(&self, message: String) -> EngineError {
+        EngineError::Model { path: self.file.path().to_path_buf(), message }
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.file.tensor(name).is_some()
+    }
+
+    /// The matrix `name`, which must be (rows, cols): GGUF dims [cols, rows].
+    pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Weight> {
+        let tensor_idx = self
+            .file
+            .tensors()
+            .iter()
+            .position(|t| t.name == name)
+            .ok_or_else(|| self.error(format!("missing tensor '{name}'")))?;
+        let info = &self.file.tensors()[tensor_idx];
+        if info.dims != [cols as u64, rows as u64] {
+            return Err(self.error(format!("tensor '{name}': dims {:?}, expected [{cols}, {rows}]", info.dims)));
+        }
+        if !WEIGHT_TYPES.contains(&info.dtype) {
+            return Err(self.error(format!("tensor '{name}': type {} cannot be used as a weight matrix", info.dtype)));
+        }
+        Ok(Weight { file: Arc::clone(self.file), tensor_idx, dtype: info.dtype, rows, cols })
+    }
+
+    /// The vector `name` of `len` values, as f32.
+    pub fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>> {
+        let info = self.file.tensor(name).ok_or_else(|| self.error(format!("missing tensor '{name}'")))?;
+        if info.dims != [len as u64] {
+            return Err(self.error(format!("tensor '{name}': dims {:?}, expected [{len}]", info.dims)));
+        }
+        if !matches!(info.dtype, DType::F32 | DType::F16 | DType::BF16) {
+            return Err(self.error(format!("tensor '{name}': type {}, expected F32, F16 or BF16", info.dtype)));
+        }
+        let mut out = vec![0.0; len];
+        dequantize_row(info.dtype, self.file.tensor_data(info), &mut out);
+        Ok(out)
+    }
+}
