@@ -1,0 +1,143 @@
+//! The serving engine on the default model: continuous batching gives every request exactly
+//! what it would get alone (batch invariance), prefix caching reuses prompts, and cancelled or
+//! finished requests give back every KV block.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use herd_engine::generate::FinishReason;
+use herd_engine::runner::{EngineConfig, EngineHandle, Event, EventSink, Request, SubmitError};
+use herd_engine::sampler::SamplingParams;
+use herd_engine::Model;
+
+struct ChannelSink {
+    tx: Sender<Event>,
+    closed: Arc<AtomicBool>,
+}
+
+impl EventSink for ChannelSink {
+    fn send(&mut self, event: Event) -> bool {
+        !self.closed.load(Ordering::Relaxed) && self.tx.send(event).is_ok()
+    }
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+}
+
+fn engine(max_seqs: usize) -> Option<EngineHandle> {
+    let Some(path) = std::env::var_os("HERD_TEST_MODEL") else {
+        eprintln!("skipped: HERD_TEST_MODEL is not set (scripts/test sets it)");
+        return None;
+    };
+    let model = Arc::new(Model::load(&PathBuf::from(path)).unwrap());
+    let cfg = EngineConfig { n_ctx: 1024, max_seqs, max_queue: 64, kv_blocks: 1024, token_budget: 64, threads: 2 };
+    Some(EngineHandle::start(model, cfg))
+}
+
+fn submit(engine: &EngineHandle, req: Request) -> (Receiver<Event>, Arc<AtomicBool>) {
+    let (tx, rx) = channel();
+    let closed = Arc::new(AtomicBool::new(false));
+    engine.submit(req, Box::new(ChannelSink { tx, closed: Arc::clone(&closed) })).unwrap();
+    (rx, closed)
+}
+
+/// Collects a request's text and finish reason.
+fn collect(rx: &Receiver<Event>) -> (String, FinishReason, usize) {
+    let mut text = String::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(300)).expect("the engine answers") {
+            Event::Token { text: t, .. } => text.push_str(&t),
+            Event::Done { finish, usage } => return (text, finish, usage.cached_tokens),
+            Event::Error(e) => panic!("request failed: {e}"),
+        }
+    }
+}
+
+fn request(engine: &EngineHandle, prompt: &str, seed: u64, max_tokens: usize) -> Request {
+    let tokenizer = &engine.model().tokenizer;
+    Request {
+        prompt: tokenizer.encode(prompt, true, true),
+        max_tokens,
+        sampling: SamplingParams { temperature: 0.8, seed, ..Default::default() },
+        stop: vec![],
+        top_logprobs: None,
+    }
+}
+
+/// The engine publishes its gauges after the step that sent the last event, so give it a moment.
+fn assert_blocks_return(engine: &EngineHandle) {
+    for _ in 0..100 {
+        if engine.stats().kv_blocks_in_use.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{} KV blocks still in use", engine.stats().kv_blocks_in_use.load(Ordering::Relaxed));
+}
+
+const PROMPTS: [&str; 4] = [
+    "<|im_start|>user\nWhat is a GPU?<|im_end|>\n<|im_start|>assistant\n",
+    "The history of the Roman empire",
+    "<|im_start|>user\nWrite a haiku about rust.<|im_end|>\n<|im_start|>assistant\n",
+    "def quicksort(xs):",
+];
+
+#[test]
+fn outputs_do_not_depend_on_the_batch() {
+    let Some(engine) = engine(16) else { return };
+    let reqs: Vec<Request> = (0..16).map(|i| request(&engine, PROMPTS[i % 4], i as u64, 24)).collect();
+    let alone: Vec<String> = reqs.iter().take(5).map(|r| collect(&submit(&engine, r.clone()).0).0).collect();
+    let receivers: Vec<_> = reqs.iter().map(|r| submit(&engine, r.clone()).0).collect();
+    let together: Vec<String> = receivers.iter().map(|rx| collect(rx).0).collect();
+    for (i, text) in alone.iter().enumerate() {
+        assert_eq!(&together[i], text, "request {i} alone vs in a batch of 16");
+    }
+    assert_blocks_return(&engine);
+    engine.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn repeated_prompts_hit_the_prefix_cache_with_the_same_result() {
+    let Some(engine) = engine(4) else { return };
+    let long = format!("<|im_start|>system\n{}<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", "You are terse. ".repeat(20));
+    let req = Request { sampling: SamplingParams { temperature: 0.0, ..Default::default() }, ..request(&engine, &long, 0, 12) };
+    let (first, _, cached_first) = collect(&submit(&engine, req.clone()).0);
+    let (second, _, cached_second) = collect(&submit(&engine, req).0);
+    assert_eq!(cached_first, 0);
+    assert!(cached_second >= 64, "the second request reused {cached_second} prompt tokens");
+    assert_eq!(first, second);
+    engine.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn cancelled_requests_free_their_blocks() {
+    let Some(engine) = engine(4) else { return };
+    let (rx, closed) = submit(&engine, request(&engine, PROMPTS[1], 1, 500));
+    // Wait for generation to start, then hang up.
+    assert!(matches!(rx.recv_timeout(Duration::from_secs(60)).unwrap(), Event::Token { .. }));
+    closed.store(true, Ordering::Relaxed);
+    let other = collect(&submit(&engine, request(&engine, PROMPTS[0], 2, 4)).0);
+    assert_eq!(other.1, FinishReason::Length);
+    assert_blocks_return(&engine);
+    engine.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn limits_are_enforced_at_submission() {
+    let Some(engine) = engine(2) else { return };
+    let tokenizer = &engine.model().tokenizer;
+    let long = Request { max_tokens: 1000, ..request(&engine, &"word ".repeat(100), 0, 0) };
+    let n_prompt = long.prompt.len();
+    let (tx, _rx) = channel();
+    let sink = || Box::new(ChannelSink { tx: tx.clone(), closed: Arc::new(AtomicBool::new(false)) });
+    assert_eq!(engine.submit(long, sink()), Err(SubmitError::TooLong { n_prompt, max_tokens: 1000, n_ctx: 1024 }));
+    let empty = Request { prompt: vec![], ..request(&engine, "x", 0, 1) };
+    assert_eq!(engine.submit(empty, sink()), Err(SubmitError::EmptyPrompt));
+    let bad = Request { prompt: vec![tokenizer.n_vocab() as u32], ..request(&engine, "x", 0, 1) };
+    assert!(matches!(engine.submit(bad, sink()), Err(SubmitError::BadToken(_))));
+    engine.shutdown(Duration::from_secs(5));
+    assert_eq!(engine.submit(request(&engine, "x", 0, 1), sink()), Err(SubmitError::ShuttingDown));
+}
