@@ -29,6 +29,12 @@ enum Command {
     Pull(cmd::pull::Args),
     /// Measure prompt-processing and generation speed (llama-bench's flags and fields).
     Bench(cmd::bench::Args),
+    /// Talk with a model in the terminal (one answer per line when stdin is not a terminal).
+    Chat(cmd::chat::Args),
+    /// Render a chat template with the variables of a JSON file.
+    Template(cmd::template::Args),
+    /// Write a random-weight model of a named shape (for benchmarks and tests).
+    Synth(cmd::synth::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +46,9 @@ fn main() -> ExitCode {
         Command::Tokenize(args) => cmd::tokenize::main(args),
         Command::Pull(args) => cmd::pull::main(args),
         Command::Bench(args) => cmd::bench::main(args),
+        Command::Chat(args) => cmd::chat::main(args),
+        Command::Template(args) => cmd::template::main(args),
+        Command::Synth(args) => cmd::synth::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

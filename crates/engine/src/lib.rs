@@ -2,6 +2,7 @@
 //! sampling, generation, perplexity, and the model store. Knows nothing of HTTP or terminals.
 
 pub mod bench;
+pub mod chat;
 pub mod error;
 pub mod generate;
 pub mod kv_cache;
@@ -14,6 +15,7 @@ pub mod scheduler;
 pub mod session;
 pub mod stop;
 pub mod store;
+pub mod synth;
 
 pub use error::{EngineError, Result};
 pub use model::Model;

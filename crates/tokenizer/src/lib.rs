@@ -18,3 +18,9 @@ pub use decode::StreamDecoder;
 pub use error::TokenizerError;
 pub use tokenizer::{LoadOptions, Tokenizer, VocabConfig};
 pub use vocab::TokenType;
+
+/// How byte-level BPE vocabularies spell raw bytes (GPT-2's byte-to-character map), for code
+/// that builds such vocabularies.
+pub fn byte_level_spelling(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| unicode::byte_to_char(b)).collect()
+}

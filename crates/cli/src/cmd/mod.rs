@@ -1,11 +1,17 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod chat;
+mod generation_args;
 pub mod info;
 pub mod perplexity;
 pub mod pull;
 pub mod run;
+pub mod synth;
+pub mod template;
 pub mod tokenize;
+
+pub use generation_args::GenerationArgs;
 
 /// A thread pool with `threads` threads, or one per core.
 pub fn pool(threads: Option<usize>) -> herd_kernels::ThreadPool {

