@@ -198,3 +198,84 @@ fn llama3_factors(g: &Gguf, arch: &str, base: f32, n_rot: usize, factor: Option<
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use herd_gguf::{GgufWriter, Value};
+    use herd_kernels::DType;
+
+    use super::*;
+
+    /// A file with the given llama metadata on top of a small valid base, and no weights but
+    /// the embedding (Config reads nothing else).
+    fn config(extra: &[(&str, Value)]) -> Result<Config> {
+        let mut w = GgufWriter::new(3);
+        w.add("general.architecture", "llama".into())
+            .add("llama.block_count", 2u32.into())
+            .add("llama.context_length", 128u32.into())
+            .add("llama.embedding_length", 64u32.into())
+            .add("llama.feed_forward_length", 128u32.into())
+            .add("llama.attention.head_count", 4u32.into());
+        for (k, v) in extra {
+            w.add(k, v.clone());
+        }
+        w.add_tensor("token_embd.weight", &[64, 10], DType::F32, vec![0; 64 * 10 * 4]);
+        Config::from_gguf(&Gguf::from_bytes("test.gguf", w.to_bytes()).unwrap())
+    }
+
+    #[test]
+    fn defaults_and_derived_sizes() {
+        let c = config(&[]).unwrap();
+        assert_eq!((c.n_kv_heads, c.head_dim, c.n_vocab, c.rope.n_rot), (4, 16, 10, 16));
+        assert_eq!((c.rope.base, c.rope.linear_scale), (10000.0, 1.0));
+        assert!(c.rope.freq_factors.is_none());
+    }
+
+    #[test]
+    fn linear_scaling_divides_positions() {
+        for extra in [vec![("llama.rope.scaling.type", "linear".into()), ("llama.rope.scaling.factor", 4.0f32.into())], vec![("llama.rope.scale_linear", 4.0f32.into())]] {
+            let c = config(&extra).unwrap();
+            assert_eq!(c.rope.linear_scale, 4.0);
+            let plain = config(&[]).unwrap().rope.inv_freqs();
+            for (a, b) in c.rope.inv_freqs().iter().zip(plain) {
+                assert!((a * 4.0 - b).abs() < 1e-15);
+            }
+        }
+    }
+
+    #[test]
+    fn llama3_scaling_keeps_high_frequencies_and_slows_low_ones() {
+        let extra = [
+            ("llama.rope.scaling.type", Value::from("llama3")),
+            ("llama.rope.scaling.factor", 8.0f32.into()),
+            ("llama.rope.scaling.low_freq_factor", 1.0f32.into()),
+            ("llama.rope.scaling.high_freq_factor", 4.0f32.into()),
+            ("llama.rope.scaling.original_context_length", 64u32.into()),
+            ("llama.rope.freq_base", 500000.0f32.into()),
+        ];
+        let c = config(&extra).unwrap();
+        let factors = c.rope.freq_factors.unwrap();
+        // Wavelength 2π·base^(2i/16): pair 0 (~6 positions) is under 64/4 and kept; the last
+        // pair's wavelength is far beyond 64 and slowed by the full factor.
+        assert_eq!(factors[0], 1.0);
+        assert_eq!(factors[7], 8.0);
+        assert!(factors.windows(2).all(|w| w[0] <= w[1]), "{factors:?}");
+    }
+
+    #[test]
+    fn nonsense_is_refused_by_name() {
+        let cases: Vec<(Vec<(&str, Value)>, &str)> = vec![
+            (vec![("llama.attention.head_count_kv", 3u32.into())], "not a multiple of attention.head_count_kv 3"),
+            (vec![("llama.attention.head_count_kv", 8u32.into())], "attention.head_count_kv is 8"),
+            (vec![("llama.rope.dimension_count", 17u32.into())], "rope.dimension_count is 17"),
+            (vec![("llama.rope.scaling.type", "yarn".into())], "rope scaling type 'yarn' is not supported"),
+            (vec![("llama.rope.scaling.type", "llama3".into()), ("llama.rope.scaling.factor", 8.0f32.into())], "needs key 'llama.rope.scaling.low_freq_factor'"),
+            (vec![("llama.attention.layer_norm_rms_epsilon", (-1.0f32).into())], "layer_norm_rms_epsilon"),
+            (vec![("llama.rope.freq_base", 0.5f32.into())], "rope.freq_base is 0.5"),
+        ];
+        for (extra, want) in cases {
+            let err = config(&extra).unwrap_err().to_string();
+            assert!(err.starts_with("test.gguf: ") && err.contains(want), "{err:?} lacks {want:?}");
+        }
+    }
+}
