@@ -29,6 +29,8 @@ enum Command {
     Pull(cmd::pull::Args),
     /// Measure prompt-processing and generation speed (llama-bench's flags and fields).
     Bench(cmd::bench::Args),
+    /// Serve the OpenAI API (chat, completions, streaming) to many clients at once.
+    Serve(cmd::serve::Args),
     /// Talk with a model in the terminal (one answer per line when stdin is not a terminal).
     Chat(cmd::chat::Args),
     /// Render a chat template with the variables of a JSON file.
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Tokenize(args) => cmd::tokenize::main(args),
         Command::Pull(args) => cmd::pull::main(args),
         Command::Bench(args) => cmd::bench::main(args),
+        Command::Serve(args) => cmd::serve::main(args),
         Command::Chat(args) => cmd::chat::main(args),
         Command::Template(args) => cmd::template::main(args),
         Command::Synth(args) => cmd::synth::main(args),

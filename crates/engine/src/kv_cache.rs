@@ -38,6 +38,11 @@ impl KvCache {
         n_positions.div_ceil(BLOCK_SIZE)
     }
 
+    /// Bytes one block takes (keys and values of every layer), for sizing a cache to memory.
+    pub fn bytes_per_block(n_layers: usize, kv_dim: usize) -> usize {
+        2 * n_layers * BLOCK_SIZE * kv_dim * std::mem::size_of::<f32>()
+    }
+
     pub fn n_blocks(&self) -> usize {
         self.n_blocks
     }

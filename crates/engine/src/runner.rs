@@ -70,8 +70,9 @@ pub enum Event {
     /// A generated token. `text` is what may now be shown (possibly empty: a stop-string
     /// prefix or half a UTF-8 character is held back); `piece` is the token's own text.
     Token { id: u32, text: String, piece: String, logprob: Option<TokenLogprob> },
-    /// The last event of a successful request.
-    Done { finish: FinishReason, usage: Usage },
+    /// The last event of a successful request. `text` is what was held back to the very end
+    /// (a possible stop-string prefix, an incomplete character) and is shown now.
+    Done { finish: FinishReason, usage: Usage, text: String },
     /// The last event of a failed request.
     Error(String),
 }
@@ -168,6 +169,12 @@ impl EngineHandle {
         self.stats.failure.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Most positions one sequence may use: the configured context, or less when the whole
+    /// cache (less the block admission keeps in reserve) is smaller.
+    pub fn n_ctx(&self) -> usize {
+        self.cfg.n_ctx.min(self.cfg.kv_blocks.saturating_sub(1) * crate::kv_cache::BLOCK_SIZE)
+    }
+
     /// Checks a request against the limits and queues it; its events go to `sink`.
     pub fn submit(&self, req: Request, sink: Box<dyn EventSink>) -> Result<(), SubmitError> {
         if let Some(failure) = self.failure() {
@@ -184,7 +191,7 @@ impl EngineHandle {
             return Err(SubmitError::BadToken(bad));
         }
         req.sampling.validate().map_err(SubmitError::Invalid)?;
-        let n_ctx = self.cfg.n_ctx.min(self.cfg.kv_blocks.saturating_sub(1) * crate::kv_cache::BLOCK_SIZE);
+        let n_ctx = self.n_ctx();
         if req.prompt.len() + req.max_tokens > n_ctx {
             return Err(SubmitError::TooLong { n_prompt: req.prompt.len(), max_tokens: req.max_tokens, n_ctx });
         }
@@ -491,7 +498,16 @@ impl Engine {
     fn finish(&mut self, mut seq: Seq, finish: FinishReason) {
         self.blocks.release(&seq.blocks);
         let usage = seq.usage();
-        seq.sink.send(Event::Done { finish, usage });
+        // Length already released everything with the last token; after a stop string, what
+        // follows it is never shown.
+        let text = match finish {
+            FinishReason::EndOfGeneration | FinishReason::ContextFull => {
+                let rest = seq.stops.push(&seq.decoder.finish());
+                if rest.stopped { rest.emit } else { rest.emit + &seq.stops.finish() }
+            }
+            _ => String::new(),
+        };
+        seq.sink.send(Event::Done { finish, usage, text });
     }
 
     fn drop_cancelled(&mut self) {

@@ -50,7 +50,7 @@ fn collect(rx: &Receiver<Event>) -> (String, FinishReason, usize) {
     loop {
         match rx.recv_timeout(Duration::from_secs(300)).expect("the engine answers") {
             Event::Token { text: t, .. } => text.push_str(&t),
-            Event::Done { finish, usage } => return (text, finish, usage.cached_tokens),
+            Event::Done { finish, usage, text: tail } => return (text + &tail, finish, usage.cached_tokens),
             Event::Error(e) => panic!("request failed: {e}"),
         }
     }

@@ -7,6 +7,7 @@ pub mod info;
 pub mod perplexity;
 pub mod pull;
 pub mod run;
+pub mod serve;
 pub mod synth;
 pub mod template;
 pub mod tokenize;
