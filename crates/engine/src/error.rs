@@ -8,7 +8,7 @@ pub enum EngineError {
     #[error(transparent)]
     Gguf(#[from] herd_gguf::GgufError),
     #[error("{path}: {source}")]
-    Tokenizer { path: PathBuf, source: herd_tokenizer::TokenizerError },
+    Tokenizer { path: PathBuf, source: Box<herd_tokenizer::TokenizerError> },
     #[error("{path}: {message}")]
     Model { path: PathBuf, message: String },
     #[error("the prompt is {n_prompt} tokens but the context holds {n_ctx}")]

@@ -111,9 +111,8 @@ pub fn schedule(cfg: &SchedConfig, running: &[Running], waiting: &[Waiting], n_a
 
     // 3. Admission. Preempted sequences go back to the queue's head and are not readmitted in
     // the same step.
-    let mut n_running = alive.len();
     for req in waiting {
-        if n_running >= cfg.max_seqs || budget == 0 {
+        if alive.len() + plan.admit.len() >= cfg.max_seqs || budget == 0 {
             break;
         }
         // The whole prompt, counted without regard to cache hits, plus a block to grow into:
@@ -125,7 +124,6 @@ pub fn schedule(cfg: &SchedConfig, running: &[Running], waiting: &[Waiting], n_a
         available -= need;
         let n = (req.n_tokens - req.n_cached).min(budget);
         budget -= n;
-        n_running += 1;
         plan.admit.push(req.id);
         plan.work.push(Work { id: req.id, n_tokens: n });
     }

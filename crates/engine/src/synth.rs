@@ -60,7 +60,7 @@ pub struct SynthOptions {
 /// Builds the file in memory.
 pub fn synth(opts: &SynthOptions) -> Result<GgufWriter> {
     let s = opts.shape;
-    if s.d_model % opts.dtype.block_len() != 0 || s.d_ff % opts.dtype.block_len() != 0 {
+    if !s.d_model.is_multiple_of(opts.dtype.block_len()) || !s.d_ff.is_multiple_of(opts.dtype.block_len()) {
         return Err(EngineError::Invalid(format!("{} rows of {} and {} values are not whole {} blocks", s.name, s.d_model, s.d_ff, opts.dtype)));
     }
     let head_dim = s.d_model / s.n_heads;

@@ -98,7 +98,7 @@ impl GgufWriter {
             "tensor '{name}': zero-sized dimension in {dims:?}"
         );
         assert!(
-            dims[0] % dtype.block_len() as u64 == 0,
+            dims[0].is_multiple_of(dtype.block_len() as u64),
             "tensor '{name}': row length {} is not a multiple of the {dtype} block length",
             dims[0]
         );

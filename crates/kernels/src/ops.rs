@@ -1,11 +1,14 @@
 //! Elementwise and row-wise f32 ops of a transformer layer: RMSNorm, rotary embeddings, SwiGLU,
-//! softmax, and the small vector primitives attention is built from. Plain loops written so the
-//! compiler vectorises them; the matrix products live in `matmul`.
+//! softmax, and the small vector primitives attention is built from. The hot ones (`dot`,
+//! `scale_add`, RMSNorm's sum of squares, SwiGLU) go through the SIMD dispatcher; the rest are
+//! plain loops the compiler vectorises. The matrix products live in `matmul`.
+
+use crate::simd;
 
 /// `out = x / sqrt(mean(x²) + eps) * weight`, for one row.
 pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     debug_assert!(x.len() == weight.len() && x.len() == out.len());
-    let sum_sq: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+    let sum_sq = simd::best().sum_squares(x);
     let scale = (1.0 / (sum_sq / x.len() as f64 + f64::from(eps)).sqrt()) as f32;
     for ((o, &v), &w) in out.iter_mut().zip(x).zip(weight) {
         *o = v * scale * w;
@@ -25,7 +28,7 @@ pub enum RopeStyle {
 /// angles whose cosines and sines are given, one per pair.
 pub fn rope(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32], style: RopeStyle) {
     let n_pairs = cos.len();
-    debug_assert!(2 * n_pairs <= head_dim && x.len() % head_dim == 0);
+    debug_assert!(2 * n_pairs <= head_dim && x.len().is_multiple_of(head_dim));
     for head in x.chunks_exact_mut(head_dim) {
         for i in 0..n_pairs {
             let (a, b) = match style {
@@ -41,9 +44,7 @@ pub fn rope(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32], style: Rop
 
 /// SwiGLU: `gate = silu(gate) * up`, in place.
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
-    for (g, &u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + (-*g).exp()) * u;
-    }
+    simd::best().silu_mul(gate, up);
 }
 
 /// `y += x`.
@@ -55,23 +56,12 @@ pub fn add_assign(y: &mut [f32], x: &[f32]) {
 
 /// `y = y * a + x * b`: the rescale-and-accumulate step of online softmax.
 pub fn scale_add(y: &mut [f32], a: f32, x: &[f32], b: f32) {
-    for (o, &v) in y.iter_mut().zip(x) {
-        *o = *o * a + v * b;
-    }
+    simd::best().scale_add(y, a, x, b);
 }
 
 /// Dot product of two f32 rows.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight independent accumulators let the compiler vectorise without reassociating.
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
+    simd::best().dot(a, b)
 }
 
 /// Natural log of the softmax of `logits` at `idx`, computed stably in f64.

@@ -143,7 +143,7 @@ fn wait_for_job(shared: &Shared, seen: u64) -> u64 {
             return epoch;
         }
         spins = spins.wrapping_add(1);
-        if spins % 1024 != 0 || start.elapsed() < SPIN_TIME {
+        if !spins.is_multiple_of(1024) || start.elapsed() < SPIN_TIME {
             std::hint::spin_loop();
             continue;
         }
@@ -234,7 +234,7 @@ mod tests {
             for t in 0..n_threads {
                 let r = share(n_items, t, n_threads, align);
                 assert_eq!(r.start, next.min(n_items));
-                assert!(r.start % align == 0 || r.start == n_items);
+                assert!(r.start.is_multiple_of(align) || r.start == n_items);
                 next = r.end;
             }
             assert_eq!(next, n_items);

@@ -100,7 +100,7 @@ fn activation_error_bound(act: DType, x: &[f32]) -> Vec<f32> {
         x.chunks(block)
             .flat_map(|b| {
                 let amax = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                std::iter::repeat(amax * c * 1.0001).take(b.len())
+                std::iter::repeat_n(amax * c * 1.0001, b.len())
             })
             .collect()
     };

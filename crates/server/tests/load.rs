@@ -44,7 +44,7 @@ async fn wave(server: &Server, wave: u64) {
     for i in 0..N_CLIENTS {
         // A fixed pseudo-random third of the clients hang up after 1 to 8 chunks.
         let draw = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(wave.wrapping_mul(0xBF58_476D_1CE4_E5B9)) >> 33;
-        let hang_up_after = (draw % 3 == 0).then_some(1 + (draw / 3 % 8) as usize);
+        let hang_up_after = draw.is_multiple_of(3).then_some(1 + (draw / 3 % 8) as usize);
         let body = json!({ "messages": [{ "role": "user", "content": QUESTIONS[i % QUESTIONS.len()] }], "max_tokens": 32, "temperature": 0.7, "seed": wave * 1000 + i as u64, "stream": true });
         let addr = server.addr;
         clients.push(tokio::spawn(async move {

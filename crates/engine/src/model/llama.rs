@@ -7,7 +7,6 @@ use std::sync::Arc;
 use herd_gguf::Gguf;
 use herd_kernels::matmul::SharedSlice;
 use herd_kernels::ops::{add_assign, dot, rms_norm, rope, scale_add, silu_mul};
-use herd_kernels::pool::share;
 use herd_kernels::{matmul, MatmulScratch, Precision, ThreadPool};
 
 use super::config::Config;
@@ -252,7 +251,9 @@ impl Llama {
         let att = SharedSlice::new(&mut s.att[..n_tok * q_dim]);
         pool.run(&|t, n_threads| {
             let mut scores = [0.0f32; BLOCK_SIZE];
-            for work in share(n_tok * n_heads, t, n_threads, 1) {
+            // Strided, not contiguous: with the causal mask later tokens cost more, and
+            // contiguous ranges left one thread with ~3x the other's work on a long prompt.
+            for work in (t..n_tok * n_heads).step_by(n_threads) {
                 let (i, h) = (work / n_heads, work % n_heads);
                 let q_h = &q[i * q_dim + h * hd..i * q_dim + (h + 1) * hd];
                 // SAFETY: each (token, head) output slice is written by exactly one thread.

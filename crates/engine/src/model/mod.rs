@@ -79,5 +79,5 @@ impl Model {
 
 /// The tokenizer of any GGUF file, vocabulary-only files included.
 pub fn load_tokenizer(file: &Gguf, opts: &LoadOptions) -> Result<Tokenizer> {
-    Tokenizer::from_gguf(file, opts).map_err(|source| EngineError::Tokenizer { path: file.path().to_path_buf(), source })
+    Tokenizer::from_gguf(file, opts).map_err(|source| EngineError::Tokenizer { path: file.path().to_path_buf(), source: Box::new(source) })
 }

@@ -35,7 +35,7 @@ pub(crate) use impl_block;
 pub fn as_blocks<B: Block>(bytes: &[u8]) -> &[B] {
     let size = std::mem::size_of::<B>();
     assert!(
-        bytes.len() % size == 0,
+        bytes.len().is_multiple_of(size),
         "{} bytes is not a whole number of {} blocks",
         bytes.len(),
         B::DTYPE
@@ -49,7 +49,7 @@ pub fn as_blocks<B: Block>(bytes: &[u8]) -> &[B] {
 pub fn as_blocks_mut<B: Block>(bytes: &mut [u8]) -> &mut [B] {
     let size = std::mem::size_of::<B>();
     assert!(
-        bytes.len() % size == 0,
+        bytes.len().is_multiple_of(size),
         "{} bytes is not a whole number of {} blocks",
         bytes.len(),
         B::DTYPE

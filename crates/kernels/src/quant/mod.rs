@@ -36,7 +36,7 @@ pub enum QuantError {
 /// whole number of blocks: callers size rows with `DType::bytes_for`.
 fn row_elements(dtype: DType, n_bytes: usize) -> usize {
     assert!(
-        n_bytes % dtype.block_bytes() == 0,
+        n_bytes.is_multiple_of(dtype.block_bytes()),
         "{n_bytes} bytes is not a whole number of {dtype} blocks"
     );
     n_bytes / dtype.block_bytes() * dtype.block_len()

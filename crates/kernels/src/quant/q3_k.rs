@@ -28,7 +28,7 @@ impl_block!(BlockQ3K, DType::Q3_K);
 /// Bytes 0..8 hold the low four bits: group `g < 8` in the low nibble of byte `g`, group
 /// `g >= 8` in the high nibble of byte `g - 8`. Bytes 8..12 hold the top two bits: group `g` in
 /// byte `8 + g % 4`, at bit `2 * (g / 4)`.
-pub(super) fn unpack_scales(scales: &[u8; 12]) -> [i8; 16] {
+pub(crate) fn unpack_scales(scales: &[u8; 12]) -> [i8; 16] {
     let mut sc = [0i8; 16];
     for (g, sc) in sc.iter_mut().enumerate() {
         let low = if g < 8 {

@@ -29,7 +29,7 @@ impl_block!(BlockQ4K, DType::Q4_K);
 /// bytes 4..8   m[0..4]  in bits 0-5; the top two bits of m[4..8]  in bits 6-7
 /// bytes 8..12  the low four bits of sc[4..8] in bits 0-3, of m[4..8] in bits 4-7
 /// ```
-pub(super) fn unpack_scale_min(scales: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
+pub(crate) fn unpack_scale_min(scales: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
     let (mut sc, mut m) = ([0u8; 8], [0u8; 8]);
     for j in 0..4 {
         sc[j] = scales[j] & 63;

@@ -37,7 +37,7 @@ fn bit_positions(i: usize) -> (usize, u32, usize, u32) {
 }
 
 /// The 256 signed levels (-32..=31) of a block, in weight order; stored values are level + 32.
-pub(super) fn unpack_levels(b: &BlockQ6K) -> [i8; QK_K] {
+pub(crate) fn unpack_levels(b: &BlockQ6K) -> [i8; QK_K] {
     let mut q = [0i8; QK_K];
     for (i, q) in q.iter_mut().enumerate() {
         let (lo, lo_shift, hi, hi_shift) = bit_positions(i);

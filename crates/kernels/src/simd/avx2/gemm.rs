@@ -1,0 +1,92 @@
+//! The AVX2 f32 GEMM microkernel: 16 weight rows (two vectors) by up to 6 tokens, 12
+//! accumulators in registers, one fused multiply-add per (row, token) per step of k. Each output
+//! is a plain chain of FMAs over k, so a value does not depend on where its tile falls; edge
+//! tiles only mask their loads and stores of `c`.
+
+use std::arch::x86_64::*;
+
+use super::util::lane_mask;
+use crate::simd::{Gemm, MicroKernel};
+
+const MR: usize = 16;
+const NR: usize = 6;
+
+pub(super) static GEMM: Gemm = Gemm { mr: MR, nr: NR, kernels: &KERNELS, lanes: 8, transpose };
+
+static KERNELS: [MicroKernel; NR] = [micro::<1>, micro::<2>, micro::<3>, micro::<4>, micro::<5>, micro::<6>];
+
+/// See `MicroKernel` for the contract; `T` tokens.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn micro<const T: usize>(kc: usize, panel: *const f32, x: *const f32, c: *mut f32, c_stride: usize, n_rows: usize, accumulate: bool) {
+    let m0 = lane_mask(n_rows.min(8));
+    let m1 = lane_mask(n_rows.clamp(8, 16) - 8);
+    let mut acc0 = [_mm256_setzero_ps(); T];
+    let mut acc1 = [_mm256_setzero_ps(); T];
+    // SAFETY (whole body): the caller guarantees `panel` holds kc * MR floats, `x` kc * NR, and
+    // `c` the first n_rows floats of T rows c_stride apart; masked lanes are never touched.
+    unsafe {
+        if accumulate {
+            for t in 0..T {
+                acc0[t] = _mm256_maskload_ps(c.add(t * c_stride), m0);
+                acc1[t] = _mm256_maskload_ps(c.wrapping_add(t * c_stride + 8), m1);
+            }
+        }
+        let (mut p, mut xp) = (panel, x);
+        for _ in 0..kc {
+            let w0 = _mm256_loadu_ps(p);
+            let w1 = _mm256_loadu_ps(p.add(8));
+            for t in 0..T {
+                let xb = _mm256_broadcast_ss(&*xp.add(t));
+                acc0[t] = _mm256_fmadd_ps(w0, xb, acc0[t]);
+                acc1[t] = _mm256_fmadd_ps(w1, xb, acc1[t]);
+            }
+            p = p.add(MR);
+            xp = xp.add(NR);
+        }
+        for t in 0..T {
+            _mm256_maskstore_ps(c.add(t * c_stride), m0, acc0[t]);
+            _mm256_maskstore_ps(c.wrapping_add(t * c_stride + 8), m1, acc1[t]);
+        }
+    }
+}
+
+/// See `Transpose`: 8 rows at a time, in 8x8 blocks through registers (three rounds of
+/// shuffles), with masked loads and stores for the partial edges.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn transpose(src: *const f32, src_stride: usize, n_rows: usize, len: usize, dst: *mut f32, dst_stride: usize, n_lanes: usize) {
+    let store_mask = lane_mask(n_lanes);
+    let mut k = 0;
+    while k < len {
+        let n_k = (len - k).min(8);
+        let load_mask = lane_mask(n_k);
+        // SAFETY: rows below n_rows hold `len` floats from `src + i * src_stride`; masked lanes
+        // are not read.
+        let rows = array_of!(8, _mm256_setzero_ps(), |i| if i < n_rows { unsafe { _mm256_maskload_ps(src.add(i * src_stride + k), load_mask) } } else { _mm256_setzero_ps() });
+        let cols = transpose8(rows);
+        for (j, col) in cols.iter().enumerate().take(n_k) {
+            // SAFETY: output row k + j < len holds n_lanes floats at dst + (k + j) * dst_stride.
+            unsafe { _mm256_maskstore_ps(dst.add((k + j) * dst_stride), store_mask, *col) };
+        }
+        k += 8;
+    }
+}
+
+/// An 8x8 transpose: element j of row i becomes element i of row j.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    // Round 1: interleave pairs of rows by 32-bit element.
+    let a = array_of!(8, _mm256_setzero_ps(), |i| {
+        let (x, y) = (r[i & !1], r[i | 1]);
+        if i % 2 == 0 { _mm256_unpacklo_ps(x, y) } else { _mm256_unpackhi_ps(x, y) }
+    });
+    // Round 2: by 64-bit element within each group of four rows, so that b[4g + j] holds
+    // columns j and j + 4 (one per 128-bit lane) of rows 4g..4g + 4.
+    let b = array_of!(8, _mm256_setzero_ps(), |i| {
+        let (g, j) = (i & !3, i & 3);
+        let (x, y) = (_mm256_castps_pd(a[g + (j >> 1)]), _mm256_castps_pd(a[g + (j >> 1) + 2]));
+        _mm256_castpd_ps(if j & 1 == 0 { _mm256_unpacklo_pd(x, y) } else { _mm256_unpackhi_pd(x, y) })
+    });
+    // Round 3: join the 128-bit lanes of the two groups.
+    array_of!(8, _mm256_setzero_ps(), |i| if i < 4 { _mm256_permute2f128_ps::<0x20>(b[i], b[i + 4]) } else { _mm256_permute2f128_ps::<0x31>(b[i - 4], b[i]) })
+}

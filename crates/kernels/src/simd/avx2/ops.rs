@@ -1,0 +1,145 @@
+//! AVX2 versions of the elementwise primitives: `dot` and `scale_add` (attention over the KV
+//! cache), the f64 sum of squares of RMSNorm, and SwiGLU with a vectorised `exp`. Tails use
+//! masked loads, so every length runs the same code and a given length always sums in the
+//! same order.
+
+use std::arch::x86_64::*;
+
+use super::util::{hsum, lane_mask};
+
+/// Four accumulators over 32-element steps, the remaining whole vectors into the first three
+/// in turn, a masked tail into the fourth, then `(acc0 + acc1) + (acc2 + acc3)`: a fixed order
+/// for each length. Full vectors use plain loads (masked ones are slower, and defeat
+/// store-to-load forwarding).
+///
+/// # Safety
+/// The CPU must have this level's features; `a` and `b` have the same length.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    // SAFETY (whole body): every load covers elements below n, or is masked to them.
+    unsafe {
+        while i + 32 <= n {
+            for (j, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8 * j)), _mm256_loadu_ps(pb.add(i + 8 * j)), *acc);
+            }
+            i += 32;
+        }
+        let mut j = 0;
+        while i + 8 <= n {
+            acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc[j]);
+            i += 8;
+            j += 1;
+        }
+        if i < n {
+            let m = lane_mask(n - i);
+            acc[3] = _mm256_fmadd_ps(_mm256_maskload_ps(pa.add(i), m), _mm256_maskload_ps(pb.add(i), m), acc[3]);
+        }
+    }
+    hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])))
+}
+
+/// `y = y * a + x * b` with two rounded products and a rounded sum, as the scalar code.
+///
+/// # Safety
+/// The CPU must have this level's features; `y` and `x` have the same length.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn scale_add(y: &mut [f32], a: f32, x: &[f32], b: f32) {
+    let n = y.len().min(x.len());
+    let (va, vb) = (_mm256_set1_ps(a), _mm256_set1_ps(b));
+    let (py, px) = (y.as_mut_ptr(), x.as_ptr());
+    let mut i = 0;
+    // SAFETY: every access covers elements below n, or is masked to them.
+    unsafe {
+        while i + 8 <= n {
+            let v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(py.add(i)), va), _mm256_mul_ps(_mm256_loadu_ps(px.add(i)), vb));
+            _mm256_storeu_ps(py.add(i), v);
+            i += 8;
+        }
+        if i < n {
+            let m = lane_mask(n - i);
+            let v = _mm256_add_ps(_mm256_mul_ps(_mm256_maskload_ps(py.add(i), m), va), _mm256_mul_ps(_mm256_maskload_ps(px.add(i), m), vb));
+            _mm256_maskstore_ps(py.add(i), m, v);
+        }
+    }
+}
+
+/// Sum of squares in f64 (each square is exact in f64, so fusing changes nothing).
+///
+/// # Safety
+/// The CPU must have this level's features.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn sum_squares(x: &[f32]) -> f64 {
+    let (n, p) = (x.len(), x.as_ptr());
+    let (mut acc0, mut acc1) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+    let mut i = 0;
+    // SAFETY: every load covers elements below n, or is masked to them.
+    unsafe {
+        while i < n {
+            let v = _mm256_maskload_ps(p.add(i), lane_mask((n - i).min(8)));
+            let (lo, hi) = (_mm256_cvtps_pd(_mm256_castps256_ps128(v)), _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v)));
+            acc0 = _mm256_fmadd_pd(lo, lo, acc0);
+            acc1 = _mm256_fmadd_pd(hi, hi, acc1);
+            i += 8;
+        }
+    }
+    let s = _mm256_add_pd(acc0, acc1);
+    let s = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd::<1>(s));
+    _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)))
+}
+
+/// SwiGLU: `gate = gate / (1 + exp(-gate)) * up`, the scalar expression with a vector `exp`.
+///
+/// # Safety
+/// The CPU must have this level's features; `gate` and `up` have the same length.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    let n = gate.len().min(up.len());
+    let (pg, pu) = (gate.as_mut_ptr(), up.as_ptr());
+    let one = _mm256_set1_ps(1.0);
+    let mut i = 0;
+    // SAFETY: every access covers elements below n, or is masked to them.
+    unsafe {
+        while i < n {
+            let m = lane_mask((n - i).min(8));
+            let g = _mm256_maskload_ps(pg.add(i), m);
+            let e = exp(_mm256_sub_ps(_mm256_setzero_ps(), g));
+            let v = _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_maskload_ps(pu.add(i), m));
+            _mm256_maskstore_ps(pg.add(i), m, v);
+            i += 8;
+        }
+    }
+}
+
+/// ln 2 rounded to 9 significant bits, so that `n * LN2_HI` is exact for every |n| < 2^15.
+const LN2_HI: f32 = f32::from_bits(0x3f31_8000); // 0.693359375
+
+/// `e^x` within about 1 ulp: `x = n ln 2 + r` with |r| <= ln 2 / 2 (ln 2 split in two for an
+/// exact reduction), a degree-7 Taylor polynomial for `e^r` (truncation error below 1e-8), then
+/// `2^n` applied as two exact power-of-two factors so that results down in the subnormals
+/// round once, as they should. Past 88.73 the result is infinite, below -104 zero; NaN stays.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn exp(x: __m256) -> __m256 {
+    // `max_ps(c, x)` returns x when x is NaN, so NaN passes through the clamp.
+    let xc = _mm256_min_ps(_mm256_set1_ps(88.8), _mm256_max_ps(_mm256_set1_ps(-104.0), x));
+    let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(xc, _mm256_set1_ps(std::f32::consts::LOG2_E)));
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), xc);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
+    let mut p = _mm256_set1_ps(1.0 / 5040.0);
+    for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+    }
+    // n in -150..=129: split as n1 = n / 2 and n2 = n - n1, each a normal power of two.
+    let ni = _mm256_cvtps_epi32(n);
+    let n1 = _mm256_srai_epi32::<1>(ni);
+    let n2 = _mm256_sub_epi32(ni, n1);
+    let pow2 = |k: __m256i| _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(k, _mm256_set1_epi32(127))));
+    let y = _mm256_mul_ps(_mm256_mul_ps(p, pow2(n1)), pow2(n2));
+    // Above ln(f32::MAX) the true value overflows.
+    let over = _mm256_cmp_ps::<_CMP_GT_OQ>(x, _mm256_set1_ps(88.722_84));
+    _mm256_blendv_ps(y, _mm256_set1_ps(f32::INFINITY), over)
+}

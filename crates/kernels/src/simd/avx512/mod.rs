@@ -1,0 +1,84 @@
+//! The AVX-512 level (F + BW + VL + VNNI, with FMA and F16C): Zen 4, Ice Lake and later. Every
+//! function here is compiled for those features and reached only through `KERNELS`, which the
+//! dispatcher hands out after checking the CPU has them.
+//!
+//! One file per job: `act` quantizes activations, `dot32` and `dot_k` are the integer dot
+//! tiles of the 32- and 256-element block formats, `dot_float` those of the float types,
+//! `dequant` decodes rows for the f32 GEMM in `gemm`, `ops` holds the elementwise primitives.
+
+mod act;
+mod dequant;
+mod dot32;
+mod dot_float;
+mod dot_k;
+mod gemm;
+mod ops;
+mod util;
+
+use dot32::{Offset, Signed};
+use dot_float::{Bf16W, F16W, F32W, Float};
+use dot_k::{Q2K, Q3K, Q4K, Q5K, Q6K};
+
+use super::{Acts, DotRows, DotTile, Kernels, Level, MAX_TILE};
+use crate::quant::{q4_0::BlockQ4_0, q4_1::BlockQ4_1, q5_0::BlockQ5_0, q5_1::BlockQ5_1, q8_0::BlockQ8_0};
+use crate::DType;
+
+pub(super) static KERNELS: Kernels = Kernels {
+    level: Level::Avx512,
+    quantize_act: act::quantize,
+    dot_rows,
+    dequantize: dequant::dequantize,
+    gemm: Some(&gemm::GEMM),
+    dot: ops::dot,
+    scale_add: ops::scale_add,
+    sum_squares: ops::sum_squares,
+    silu_mul: ops::silu_mul,
+};
+
+fn dot_rows(weight: DType) -> Option<DotRows> {
+    Some(match weight {
+        DType::F32 => rows::<Float<F32W>>,
+        DType::F16 => rows::<Float<F16W>>,
+        DType::BF16 => rows::<Float<Bf16W>>,
+        DType::Q4_0 => rows::<Signed<BlockQ4_0>>,
+        DType::Q5_0 => rows::<Signed<BlockQ5_0>>,
+        DType::Q8_0 => rows::<Signed<BlockQ8_0>>,
+        DType::Q4_1 => rows::<Offset<BlockQ4_1>>,
+        DType::Q5_1 => rows::<Offset<BlockQ5_1>>,
+        DType::Q2_K => rows::<Q2K>,
+        DType::Q3_K => rows::<Q3K>,
+        DType::Q4_K => rows::<Q4K>,
+        DType::Q5_K => rows::<Q5K>,
+        DType::Q6_K => rows::<Q6K>,
+        // Never weights in practice (ggml has no kernels for them either): scalar reference.
+        DType::Q8_1 | DType::Q8_K => return None,
+    })
+}
+
+/// `DotRows` from a tile kernel. A single tile of tokens runs over all the rows at once; more
+/// tokens go through the rows in chunks of `ROW_CHUNK`, every token tile over a chunk before
+/// the next, so each weight row is read from memory once and then from L1.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+unsafe fn rows<K: DotTile>(w: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut f32, out_stride: usize) {
+    const ROW_CHUNK: usize = 16;
+    let (n, n_rows) = (act.n(), w.len() / row_bytes);
+    let chunk = if n <= MAX_TILE { n_rows.max(1) } else { ROW_CHUNK };
+    for (c, w_chunk) in w.chunks(chunk * row_bytes).enumerate() {
+        let mut i = 0;
+        while i < n {
+            let t = (n - i).min(MAX_TILE);
+            let (a, o) = (act.rows(i, t), out.wrapping_add(i * out_stride + c * chunk));
+            // SAFETY: the features are present and `out` covers every (token, row) here (the
+            // `DotRows` contract); `a` holds t rows.
+            unsafe {
+                match t {
+                    1 => K::tile::<1>(w_chunk, row_bytes, a, o, out_stride),
+                    2 => K::tile::<2>(w_chunk, row_bytes, a, o, out_stride),
+                    3 => K::tile::<3>(w_chunk, row_bytes, a, o, out_stride),
+                    _ => K::tile::<4>(w_chunk, row_bytes, a, o, out_stride),
+                }
+            }
+            i += t;
+        }
+    }
+}

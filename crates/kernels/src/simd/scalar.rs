@@ -1,0 +1,79 @@
+//! The scalar level: the plain reference code every SIMD level is tested against. It has no
+//! fast paths for the quant formats (the `quant` module is the reference there) and no GEMM
+//! microkernel; its elementwise ops are written so the compiler vectorises them without
+//! changing the order of any float operation.
+
+use super::{DotRows, Kernels, Level};
+use crate::DType;
+
+pub(super) static KERNELS: Kernels = Kernels {
+    level: Level::Scalar,
+    quantize_act: no_quantize,
+    dot_rows: no_dot_rows,
+    dequantize: no_dequantize,
+    gemm: None,
+    dot: dot_entry,
+    scale_add: scale_add_entry,
+    sum_squares: sum_squares_entry,
+    silu_mul: silu_mul_entry,
+};
+
+unsafe fn no_quantize(_: DType, _: &[f32], _: &mut [u8]) -> bool {
+    false
+}
+
+fn no_dot_rows(_: DType) -> Option<DotRows> {
+    None
+}
+
+unsafe fn no_dequantize(_: DType, _: &[u8], _: &mut [f32]) -> bool {
+    false
+}
+
+unsafe fn dot_entry(a: &[f32], b: &[f32]) -> f32 {
+    dot(a, b)
+}
+
+unsafe fn scale_add_entry(y: &mut [f32], a: f32, x: &[f32], b: f32) {
+    scale_add(y, a, x, b)
+}
+
+unsafe fn sum_squares_entry(x: &[f32]) -> f64 {
+    sum_squares(x)
+}
+
+unsafe fn silu_mul_entry(gate: &mut [f32], up: &[f32]) {
+    silu_mul(gate, up)
+}
+
+/// Dot product of two f32 rows.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight independent accumulators let the compiler vectorise without reassociating.
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `y = y * a + x * b`: two products and a sum, each rounded (no fused multiply-add), which
+/// every SIMD level reproduces exactly.
+pub fn scale_add(y: &mut [f32], a: f32, x: &[f32], b: f32) {
+    for (o, &v) in y.iter_mut().zip(x) {
+        *o = *o * a + v * b;
+    }
+}
+
+pub fn sum_squares(x: &[f32]) -> f64 {
+    x.iter().map(|&v| f64::from(v) * f64::from(v)).sum()
+}
+
+pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
