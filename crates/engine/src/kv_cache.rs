@@ -2,13 +2,14 @@
 //! through each sequence's block table. It owns the storage only; which sequence holds which
 //! blocks is `prefix_cache::BlockManager`'s business.
 
-/// Positions per block.
-pub const BLOCK_SIZE: usize = 16;
+/// Positions per block: the attention kernel's block.
+pub const BLOCK_SIZE: usize = herd_kernels::ops::ATTN_BLOCK;
 
 /// Storage for `n_blocks` blocks of every layer's keys and values.
 ///
-/// Layout of `k` and `v`: (layer, block, kv_head, slot, head_dim), so one head's keys in a
-/// block are contiguous and attention streams through them.
+/// Layout of `v`: (layer, block, kv_head, slot, head_dim); of `k` the same with each block's
+/// keys transposed, (layer, block, kv_head, head_dim, slot), so a block's scores are a vector
+/// multiply-add per dimension (`ops::attend_block`).
 pub struct KvCache {
     n_layers: usize,
     n_kv_heads: usize,
@@ -60,15 +61,17 @@ impl KvCache {
     pub fn store(&mut self, layer: usize, blocks: &[u32], pos: usize, k: &[f32], v: &[f32]) {
         let block = blocks[pos / BLOCK_SIZE];
         let slot = pos % BLOCK_SIZE;
+        let hd = self.head_dim;
         for h in 0..self.n_kv_heads {
-            let dst = self.offset(layer, block, h) + slot * self.head_dim;
-            let src = h * self.head_dim..(h + 1) * self.head_dim;
-            self.k[dst..dst + self.head_dim].copy_from_slice(&k[src.clone()]);
-            self.v[dst..dst + self.head_dim].copy_from_slice(&v[src]);
+            let base = self.offset(layer, block, h);
+            for (d, &kd) in k[h * hd..(h + 1) * hd].iter().enumerate() {
+                self.k[base + d * BLOCK_SIZE + slot] = kd;
+            }
+            self.v[base + slot * hd..base + (slot + 1) * hd].copy_from_slice(&v[h * hd..(h + 1) * hd]);
         }
     }
 
-    /// Keys and values of one block for one head: (BLOCK_SIZE, head_dim) each.
+    /// Keys (head_dim, BLOCK_SIZE) and values (BLOCK_SIZE, head_dim) of one block for one head.
     pub fn block(&self, layer: usize, block: u32, kv_head: usize) -> (&[f32], &[f32]) {
         let start = self.offset(layer, block, kv_head);
         let end = start + BLOCK_SIZE * self.head_dim;
@@ -86,7 +89,8 @@ mod tests {
         let blocks = [2, 0];
         kv.store(1, &blocks, 17, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[-1.0, -2.0, -3.0, -4.0, -5.0, -6.0]);
         let (k, v) = kv.block(1, 0, 1);
-        assert_eq!(&k[3..6], &[4.0, 5.0, 6.0]);
+        // Position 17 is slot 1 of the second block; keys are stored transposed.
+        assert_eq!([k[1], k[BLOCK_SIZE + 1], k[2 * BLOCK_SIZE + 1]], [4.0, 5.0, 6.0]);
         assert_eq!(&v[3..6], &[-4.0, -5.0, -6.0]);
         let (k0, _) = kv.block(0, 0, 1);
         assert!(k0.iter().all(|&x| x == 0.0), "other layers untouched");

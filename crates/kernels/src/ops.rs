@@ -64,6 +64,30 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     simd::best().dot(a, b)
 }
 
+/// Positions in one block of keys as `attend_block` takes them.
+pub const ATTN_BLOCK: usize = 16;
+
+/// The running maximum and normaliser of an online softmax over blocks of keys.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SoftmaxState {
+    pub max: f32,
+    pub sum: f32,
+}
+
+impl SoftmaxState {
+    pub const EMPTY: SoftmaxState = SoftmaxState { max: f32::NEG_INFINITY, sum: 0.0 };
+}
+
+/// One block of attention for one query head, folded into an online softmax: scores
+/// `q · k_j * scale` for the first `n` of `ATTN_BLOCK` keys, then `out` (head_dim, starting at
+/// zeros) and `state` rescaled and accumulated with `softmax weight * v_j`. Keys come
+/// transposed, `keys_t` (head_dim, ATTN_BLOCK), so the scores of a block are one vector
+/// multiply-add per dimension; `values` is (ATTN_BLOCK, head_dim). After the last block,
+/// divide `out` by `state.sum`.
+pub fn attend_block(q: &[f32], keys_t: &[f32], values: &[f32], n: usize, scale: f32, state: &mut SoftmaxState, out: &mut [f32]) {
+    simd::best().attend_block(q, keys_t, values, n, scale, state, out);
+}
+
 /// Natural log of the softmax of `logits` at `idx`, computed stably in f64.
 pub fn log_softmax_at(logits: &[f32], idx: usize) -> f64 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);

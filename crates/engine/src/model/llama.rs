@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use herd_gguf::Gguf;
 use herd_kernels::matmul::SharedSlice;
-use herd_kernels::ops::{add_assign, dot, rms_norm, rope, scale_add, silu_mul};
+use herd_kernels::ops::{add_assign, attend_block, rms_norm, rope, silu_mul, SoftmaxState};
 use herd_kernels::{matmul, MatmulScratch, Precision, ThreadPool};
 
 use super::config::Config;
@@ -250,7 +250,6 @@ impl Llama {
         let (q, tok_seq, tok_pos) = (&s.q, &s.tok_seq, &s.tok_pos);
         let att = SharedSlice::new(&mut s.att[..n_tok * q_dim]);
         pool.run(&|t, n_threads| {
-            let mut scores = [0.0f32; BLOCK_SIZE];
             // Strided, not contiguous: with the causal mask later tokens cost more, and
             // contiguous ranges left one thread with ~3x the other's work on a long prompt.
             for work in (t..n_tok * n_heads).step_by(n_threads) {
@@ -261,30 +260,14 @@ impl Llama {
                 out.fill(0.0);
                 let n_ctx = tok_pos[i] as usize + 1;
                 let blocks = batch[tok_seq[i] as usize].blocks;
-                let (mut max, mut sum) = (f32::NEG_INFINITY, 0.0f32);
+                let mut state = SoftmaxState::EMPTY;
                 for (b, &block) in blocks[..n_ctx.div_ceil(BLOCK_SIZE)].iter().enumerate() {
                     let n = (n_ctx - b * BLOCK_SIZE).min(BLOCK_SIZE);
-                    let (keys, values) = kv.block(layer, block, h / group);
-                    for (j, score) in scores[..n].iter_mut().enumerate() {
-                        *score = dot(q_h, &keys[j * hd..(j + 1) * hd]) * scale;
-                    }
-                    let block_max = scores[..n].iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let new_max = max.max(block_max);
-                    let correction = (max - new_max).exp();
-                    sum *= correction;
-                    for o in out.iter_mut() {
-                        *o *= correction;
-                    }
-                    for (j, &score) in scores[..n].iter().enumerate() {
-                        let p = (score - new_max).exp();
-                        sum += p;
-                        scale_add(out, 1.0, &values[j * hd..(j + 1) * hd], p);
-                    }
-                    max = new_max;
+                    let (keys_t, values) = kv.block(layer, block, h / group);
+                    attend_block(q_h, keys_t, values, n, scale, &mut state, out);
                 }
-                for o in out.iter_mut() {
-                    *o /= sum;
-                }
+                let inv = 1.0 / state.sum;
+                out.iter_mut().for_each(|o| *o *= inv);
             }
         });
     }

@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 #[cfg(target_arch = "x86_64")]
 use crate::quant::block::{as_blocks, Block};
+use crate::ops::{SoftmaxState, ATTN_BLOCK};
 use crate::quant::{dequantize_row, quantize_row};
 use crate::DType;
 
@@ -147,6 +148,9 @@ pub(crate) type Transpose = unsafe fn(src: *const f32, src_stride: usize, n_rows
 
 /// A level's f32 GEMM: its tile shape, one microkernel per token count 1..=nr, and the
 /// transpose that packs both operands.
+/// (q, keys_t, values, n, scale, state, out): see `ops::attend_block`.
+type AttendBlock = unsafe fn(&[f32], &[f32], &[f32], usize, f32, &mut SoftmaxState, &mut [f32]);
+
 pub(crate) struct Gemm {
     /// Weight rows per panel (lanes of the accumulators).
     pub mr: usize,
@@ -174,6 +178,7 @@ pub struct Kernels {
     scale_add: unsafe fn(&mut [f32], f32, &[f32], f32),
     sum_squares: unsafe fn(&[f32]) -> f64,
     silu_mul: unsafe fn(&mut [f32], &[f32]),
+    attend_block: AttendBlock,
 }
 
 impl Kernels {
@@ -275,6 +280,16 @@ impl Kernels {
                 }
             }
         }
+    }
+
+    /// See `ops::attend_block`; equal to the scalar code up to float rounding (a vector `exp`,
+    /// another summation order).
+    #[allow(clippy::too_many_arguments)]
+    pub fn attend_block(&self, q: &[f32], keys_t: &[f32], values: &[f32], n: usize, scale: f32, state: &mut SoftmaxState, out: &mut [f32]) {
+        let hd = q.len();
+        assert!(n <= ATTN_BLOCK && keys_t.len() == hd * ATTN_BLOCK && values.len() == ATTN_BLOCK * hd && out.len() == hd, "attend_block: shapes disagree");
+        // SAFETY: supported level; shapes checked.
+        unsafe { (self.attend_block)(q, keys_t, values, n, scale, state, out) }
     }
 
     pub(crate) fn gemm(&self) -> Option<&'static Gemm> {

@@ -4,6 +4,7 @@
 //! changing the order of any float operation.
 
 use super::{DotRows, Kernels, Level};
+use crate::ops::{SoftmaxState, ATTN_BLOCK};
 use crate::DType;
 
 pub(super) static KERNELS: Kernels = Kernels {
@@ -16,6 +17,7 @@ pub(super) static KERNELS: Kernels = Kernels {
     scale_add: scale_add_entry,
     sum_squares: sum_squares_entry,
     silu_mul: silu_mul_entry,
+    attend_block: attend_block_entry,
 };
 
 unsafe fn no_quantize(_: DType, _: &[f32], _: &mut [u8]) -> bool {
@@ -44,6 +46,35 @@ unsafe fn sum_squares_entry(x: &[f32]) -> f64 {
 
 unsafe fn silu_mul_entry(gate: &mut [f32], up: &[f32]) {
     silu_mul(gate, up)
+}
+
+unsafe fn attend_block_entry(q: &[f32], keys_t: &[f32], values: &[f32], n: usize, scale: f32, state: &mut SoftmaxState, out: &mut [f32]) {
+    attend_block(q, keys_t, values, n, scale, state, out)
+}
+
+/// The reference for every level's `attend_block` (see `ops::attend_block`).
+pub fn attend_block(q: &[f32], keys_t: &[f32], values: &[f32], n: usize, scale: f32, state: &mut SoftmaxState, out: &mut [f32]) {
+    let hd = q.len();
+    let mut scores = [0.0f32; ATTN_BLOCK];
+    for (d, &qd) in q.iter().enumerate() {
+        for (s, &k) in scores.iter_mut().zip(&keys_t[d * ATTN_BLOCK..(d + 1) * ATTN_BLOCK]) {
+            *s = qd.mul_add(k, *s);
+        }
+    }
+    let scores = &mut scores[..n];
+    scores.iter_mut().for_each(|s| *s *= scale);
+    let new_max = scores.iter().copied().fold(state.max, f32::max);
+    let correction = (state.max - new_max).exp();
+    state.sum *= correction;
+    out.iter_mut().for_each(|o| *o *= correction);
+    for (j, &s) in scores.iter().enumerate() {
+        let p = (s - new_max).exp();
+        state.sum += p;
+        for (o, &v) in out.iter_mut().zip(&values[j * hd..(j + 1) * hd]) {
+            *o = p.mul_add(v, *o);
+        }
+    }
+    state.max = new_max;
 }
 
 /// Dot product of two f32 rows.

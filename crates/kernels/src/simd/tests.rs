@@ -243,6 +243,51 @@ fn ops_match_the_scalar_code() {
     }
 }
 
+/// Attention over several blocks, folded block by block, equals a plain softmax-weighted sum;
+/// every level agrees with the scalar one.
+#[test]
+fn attention_blocks_match_a_plain_softmax() {
+    use crate::ops::{SoftmaxState, ATTN_BLOCK};
+    let mut rng = Rng(9);
+    let scalar = Kernels::for_level(Level::Scalar).expect("always");
+    for (hd, n_pos) in [(64, 1), (64, 16), (64, 37), (128, 50), (24, 33), (80, 17)] {
+        let q = rng.normals(hd, 1.0);
+        let keys: Vec<Vec<f32>> = (0..n_pos).map(|_| rng.normals(hd, 1.0)).collect();
+        let values: Vec<Vec<f32>> = (0..n_pos).map(|_| rng.normals(hd, 1.0)).collect();
+        let scale = 1.0 / (hd as f32).sqrt();
+        // The reference: scores, softmax, weighted sum, all in f64.
+        let scores: Vec<f64> = keys.iter().map(|k| q.iter().zip(k).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>() * f64::from(scale)).collect();
+        let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+        let total: f64 = weights.iter().sum();
+        let want: Vec<f64> = (0..hd).map(|d| weights.iter().zip(&values).map(|(w, v)| w * f64::from(v[d])).sum::<f64>() / total).collect();
+        for k in Level::available().filter_map(Kernels::for_level).chain([scalar]) {
+            let (mut state, mut out) = (SoftmaxState::EMPTY, vec![0.0f32; hd]);
+            for start in (0..n_pos).step_by(ATTN_BLOCK) {
+                let n = (n_pos - start).min(ATTN_BLOCK);
+                let mut keys_t = vec![0.0f32; hd * ATTN_BLOCK];
+                let mut vals = vec![0.0f32; ATTN_BLOCK * hd];
+                for j in 0..n {
+                    for d in 0..hd {
+                        keys_t[d * ATTN_BLOCK + j] = keys[start + j][d];
+                    }
+                    vals[j * hd..(j + 1) * hd].copy_from_slice(&values[start + j]);
+                }
+                // Slots past n hold garbage in a real cache: it must not matter.
+                for j in n..ATTN_BLOCK {
+                    vals[j * hd] = f32::NAN;
+                    keys_t[j] = 1e30;
+                }
+                k.attend_block(&q, &keys_t, &vals, n, scale, &mut state, &mut out);
+            }
+            for (d, (got, want)) in out.iter().zip(&want).enumerate() {
+                let got = f64::from(*got / state.sum);
+                assert!((got - want).abs() < 2e-5 * (1.0 + want.abs()), "{:?} hd {hd} n {n_pos} dim {d}: {got} vs {want}", k.level());
+            }
+        }
+    }
+}
+
 #[test]
 fn best_is_the_highest_available_level() {
     let best = super::best().level();

@@ -6,6 +6,7 @@
 use std::arch::x86_64::*;
 
 use super::util::{hsum, lane_mask};
+use crate::ops::{SoftmaxState, ATTN_BLOCK};
 
 /// Four accumulators over 32-element steps, the remaining whole vectors into the first three
 /// in turn, a masked tail into the fourth, then `(acc0 + acc1) + (acc2 + acc3)`: a fixed order
@@ -116,6 +117,55 @@ pub(super) unsafe fn silu_mul(gate: &mut [f32], up: &[f32]) {
 
 /// ln 2 rounded to 9 significant bits, so that `n * LN2_HI` is exact for every |n| < 2^15.
 const LN2_HI: f32 = f32::from_bits(0x3f31_8000); // 0.693359375
+
+/// One block of online-softmax attention (see `ops::attend_block`): the 16 scores are two
+/// vectors, built with multiply-adds per head dimension from the transposed keys.
+///
+/// # Safety
+/// The CPU must have this level's features; the dispatcher checked the shapes.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn attend_block(q: &[f32], keys_t: &[f32], values: &[f32], n: usize, scale: f32, state: &mut SoftmaxState, out: &mut [f32]) {
+    let hd = q.len();
+    let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let neg_inf = _mm256_set1_ps(f32::NEG_INFINITY);
+    // SAFETY (whole body): keys_t is (hd, 16), values (16, hd), out (hd); every access is
+    // within those, or masked to them.
+    unsafe {
+        for (d, &qd) in q.iter().enumerate() {
+            let qv = _mm256_set1_ps(qd);
+            let k = keys_t.as_ptr().add(d * ATTN_BLOCK);
+            lo = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k), lo);
+            hi = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k.add(8)), hi);
+        }
+        let sv = _mm256_set1_ps(scale);
+        let (m_lo, m_hi) = (_mm256_castsi256_ps(lane_mask(n.min(8))), _mm256_castsi256_ps(lane_mask(n.saturating_sub(8))));
+        lo = _mm256_blendv_ps(neg_inf, _mm256_mul_ps(lo, sv), m_lo);
+        hi = _mm256_blendv_ps(neg_inf, _mm256_mul_ps(hi, sv), m_hi);
+        let mut lanes = [0.0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_max_ps(lo, hi));
+        let new_max = lanes.iter().copied().fold(state.max, f32::max);
+        let correction = (state.max - new_max).exp();
+        let mv = _mm256_set1_ps(new_max);
+        let p_lo = _mm256_and_ps(m_lo, exp(_mm256_sub_ps(lo, mv)));
+        let p_hi = _mm256_and_ps(m_hi, exp(_mm256_sub_ps(hi, mv)));
+        state.sum = state.sum * correction + hsum(_mm256_add_ps(p_lo, p_hi));
+        state.max = new_max;
+        let mut weights = [0.0f32; ATTN_BLOCK];
+        _mm256_storeu_ps(weights.as_mut_ptr(), p_lo);
+        _mm256_storeu_ps(weights.as_mut_ptr().add(8), p_hi);
+        let (po, pv) = (out.as_mut_ptr(), values.as_ptr());
+        let mut c = 0;
+        while c < hd {
+            let mc = lane_mask((hd - c).min(8));
+            let mut acc = _mm256_mul_ps(_mm256_maskload_ps(po.add(c), mc), _mm256_set1_ps(correction));
+            for (j, &w) in weights[..n].iter().enumerate() {
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(w), _mm256_maskload_ps(pv.add(j * hd + c), mc), acc);
+            }
+            _mm256_maskstore_ps(po.add(c), mc, acc);
+            c += 8;
+        }
+    }
+}
 
 /// `e^x` within about 1 ulp: `x = n ln 2 + r` with |r| <= ln 2 / 2 (ln 2 split in two for an
 /// exact reduction), a degree-7 Taylor polynomial for `e^r` (truncation error below 1e-8), then

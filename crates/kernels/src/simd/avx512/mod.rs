@@ -33,6 +33,7 @@ pub(super) static KERNELS: Kernels = Kernels {
     scale_add: ops::scale_add,
     sum_squares: ops::sum_squares,
     silu_mul: ops::silu_mul,
+    attend_block: ops::attend_block,
 };
 
 fn dot_rows(weight: DType) -> Option<DotRows> {

@@ -6,6 +6,7 @@
 use std::arch::x86_64::*;
 
 use super::util::hsum;
+use crate::ops::{SoftmaxState, ATTN_BLOCK};
 
 /// The first `n` of 16 lanes (`n <= 16`).
 fn lane_mask(n: usize) -> u16 {
@@ -112,6 +113,44 @@ pub(super) unsafe fn silu_mul(gate: &mut [f32], up: &[f32]) {
             let v = _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)), _mm512_maskz_loadu_ps(m, pu.add(i)));
             _mm512_mask_storeu_ps(pg.add(i), m, v);
             i += 16;
+        }
+    }
+}
+
+/// One block of online-softmax attention (see `ops::attend_block`): the 16 scores are one
+/// vector, built with one multiply-add per head dimension from the transposed keys.
+///
+/// # Safety
+/// The CPU must have this level's features; the dispatcher checked the shapes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+pub(super) unsafe fn attend_block(q: &[f32], keys_t: &[f32], values: &[f32], n: usize, scale: f32, state: &mut SoftmaxState, out: &mut [f32]) {
+    let hd = q.len();
+    let m = lane_mask(n);
+    let mut scores = _mm512_setzero_ps();
+    // SAFETY (whole body): keys_t is (hd, 16), values (16, hd), out (hd); every access is
+    // within those, or masked to them.
+    unsafe {
+        for (d, &qd) in q.iter().enumerate() {
+            scores = _mm512_fmadd_ps(_mm512_set1_ps(qd), _mm512_loadu_ps(keys_t.as_ptr().add(d * ATTN_BLOCK)), scores);
+        }
+        scores = _mm512_mul_ps(scores, _mm512_set1_ps(scale));
+        let new_max = state.max.max(_mm512_mask_reduce_max_ps(m, scores));
+        let correction = (state.max - new_max).exp();
+        let p = _mm512_maskz_mov_ps(m, exp(_mm512_sub_ps(scores, _mm512_set1_ps(new_max))));
+        state.sum = state.sum * correction + _mm512_reduce_add_ps(p);
+        state.max = new_max;
+        let mut weights = [0.0f32; ATTN_BLOCK];
+        _mm512_storeu_ps(weights.as_mut_ptr(), p);
+        let (po, pv) = (out.as_mut_ptr(), values.as_ptr());
+        let mut c = 0;
+        while c < hd {
+            let mc = lane_mask((hd - c).min(16));
+            let mut acc = _mm512_mul_ps(_mm512_maskz_loadu_ps(mc, po.add(c)), _mm512_set1_ps(correction));
+            for (j, &w) in weights[..n].iter().enumerate() {
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(w), _mm512_maskz_loadu_ps(mc, pv.add(j * hd + c)), acc);
+            }
+            _mm512_mask_storeu_ps(po.add(c), mc, acc);
+            c += 16;
         }
     }
 }
