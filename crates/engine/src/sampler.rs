@@ -125,13 +125,15 @@ pub struct Sampler {
     params: SamplingParams,
     rng: Rng,
     candidates: Vec<Candidate>,
+    /// Probabilities, then draw weights, of the candidates (reused between tokens).
+    probs: Vec<f64>,
     counts: HashMap<u32, u32>,
 }
 
 impl Sampler {
     pub fn new(params: SamplingParams) -> Sampler {
         let rng = Rng::new(params.seed);
-        Sampler { params, rng, candidates: Vec::new(), counts: HashMap::new() }
+        Sampler { params, rng, candidates: Vec::new(), probs: Vec::new(), counts: HashMap::new() }
     }
 
     pub fn params(&self) -> &SamplingParams {
@@ -153,11 +155,23 @@ impl Sampler {
             return argmax(logits);
         }
 
-        // top-k: a partial selection instead of sorting the whole vocabulary.
+        // top-k in one pass: candidates collect while they reach the running threshold (the
+        // k-th best so far), and are cut back to k whenever 2k have gathered. Ties are broken
+        // by id, so the set is exactly the k best by (logit, lower id).
         let k = if p.top_k == 0 { logits.len() } else { p.top_k.min(logits.len()) };
-        self.candidates.clear();
-        self.candidates.extend(logits.iter().enumerate().map(|(id, &logit)| Candidate { id: id as u32, logit }));
         let by_logit = |a: &Candidate, b: &Candidate| b.logit.total_cmp(&a.logit).then(a.id.cmp(&b.id));
+        self.candidates.clear();
+        let mut threshold = f32::NEG_INFINITY;
+        for (id, &logit) in logits.iter().enumerate() {
+            if logit >= threshold {
+                self.candidates.push(Candidate { id: id as u32, logit });
+                if self.candidates.len() >= 2 * k && k < logits.len() {
+                    self.candidates.select_nth_unstable_by(k - 1, by_logit);
+                    self.candidates.truncate(k);
+                    threshold = self.candidates[k - 1].logit;
+                }
+            }
+        }
         if k < self.candidates.len() {
             self.candidates.select_nth_unstable_by(k - 1, by_logit);
             self.candidates.truncate(k);
@@ -166,7 +180,9 @@ impl Sampler {
 
         // Probabilities at temperature 1 decide top-p and min-p, as in llama.cpp's chain.
         let max = self.candidates[0].logit;
-        let mut probs: Vec<f64> = self.candidates.iter().map(|c| f64::from(c.logit - max).exp()).collect();
+        let probs = &mut self.probs;
+        probs.clear();
+        probs.extend(self.candidates.iter().map(|c| f64::from(c.logit - max).exp()));
         let total: f64 = probs.iter().sum();
         probs.iter_mut().for_each(|x| *x /= total);
 
@@ -189,10 +205,12 @@ impl Sampler {
 
         // Temperature, then the draw.
         let inv_t = 1.0 / f64::from(p.temperature);
-        let weights: Vec<f64> = self.candidates.iter().map(|c| (f64::from(c.logit - max) * inv_t).exp()).collect();
+        let weights = &mut self.probs;
+        weights.clear();
+        weights.extend(self.candidates.iter().map(|c| (f64::from(c.logit - max) * inv_t).exp()));
         let total: f64 = weights.iter().sum();
         let mut r = self.rng.next_f64() * total;
-        for (c, w) in self.candidates.iter().zip(&weights) {
+        for (c, w) in self.candidates.iter().zip(weights.iter()) {
             if r < *w {
                 return c.id;
             }
@@ -284,6 +302,25 @@ mod tests {
             for (id, &c) in counts.iter().enumerate() {
                 assert_eq!(c > 0, allowed.contains(&id), "{p:?}: token {id} drawn {c} times");
             }
+        }
+    }
+
+    /// The one-pass top-k keeps exactly the k best (ties to the lower id), as a full sort does.
+    #[test]
+    fn one_pass_top_k_equals_a_full_sort() {
+        let mut rng = Rng::new(3);
+        for (n, k) in [(1000, 1), (1000, 40), (50, 49), (50, 50), (5000, 7)] {
+            // Few distinct values, so ties abound.
+            let logits: Vec<f32> = (0..n).map(|_| (rng.next_u64() % 23) as f32).collect();
+            let mut s = Sampler::new(params(|p| p.top_k = k));
+            s.sample(&mut logits.clone(), &[]);
+            let mut got: Vec<u32> = s.candidates.iter().map(|c| c.id).collect();
+            got.sort_unstable();
+            let mut order: Vec<u32> = (0..n as u32).collect();
+            order.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
+            let mut want = order[..k].to_vec();
+            want.sort_unstable();
+            assert_eq!(got, want, "n {n} k {k}");
         }
     }
 
