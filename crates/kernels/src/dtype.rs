@@ -43,6 +43,24 @@ impl DType {
         DType::Q8_K,
     ];
 
+    /// The types a weight matrix may be stored in (Q8_1 and Q8_K exist only as the quantized
+    /// form of activations).
+    pub const WEIGHTS: [DType; 13] = [
+        DType::F32,
+        DType::F16,
+        DType::BF16,
+        DType::Q4_0,
+        DType::Q4_1,
+        DType::Q5_0,
+        DType::Q5_1,
+        DType::Q8_0,
+        DType::Q2_K,
+        DType::Q3_K,
+        DType::Q4_K,
+        DType::Q5_K,
+        DType::Q6_K,
+    ];
+
     /// The id GGUF files store for this type (ggml's `enum ggml_type`).
     pub const fn ggml_id(self) -> u32 {
         match self {

@@ -9,23 +9,6 @@ use herd_kernels::{DType, MatRef};
 
 use crate::error::{EngineError, Result};
 
-/// Weight formats the matrix kernels take. Q8_1 and Q8_K exist only as activation formats.
-const WEIGHT_TYPES: &[DType] = &[
-    DType::F32,
-    DType::F16,
-    DType::BF16,
-    DType::Q4_0,
-    DType::Q4_1,
-    DType::Q5_0,
-    DType::Q5_1,
-    DType::Q8_0,
-    DType::Q2_K,
-    DType::Q3_K,
-    DType::Q4_K,
-    DType::Q5_K,
-    DType::Q6_K,
-];
-
 /// A (rows, cols) weight matrix stored in the model file.
 #[derive(Clone)]
 pub struct Weight {
@@ -78,7 +61,7 @@ impl WeightLoader<'_> {
         if info.dims != [cols as u64, rows as u64] {
             return Err(self.error(format!("tensor '{name}': dims {:?}, expected [{cols}, {rows}]", info.dims)));
         }
-        if !WEIGHT_TYPES.contains(&info.dtype) {
+        if !DType::WEIGHTS.contains(&info.dtype) {
             return Err(self.error(format!("tensor '{name}': type {} cannot be used as a weight matrix", info.dtype)));
         }
         Ok(Weight { file: Arc::clone(self.file), tensor_idx, dtype: info.dtype, rows, cols })

@@ -33,21 +33,7 @@ fn simd_levels() -> Vec<&'static Kernels> {
     Level::available().filter(|&l| l != Level::Scalar).map(|l| Kernels::for_level(l).expect("available")).collect()
 }
 
-pub(crate) const WEIGHT_TYPES: [DType; 13] = [
-    DType::F32,
-    DType::F16,
-    DType::BF16,
-    DType::Q4_0,
-    DType::Q4_1,
-    DType::Q5_0,
-    DType::Q5_1,
-    DType::Q8_0,
-    DType::Q2_K,
-    DType::Q3_K,
-    DType::Q4_K,
-    DType::Q5_K,
-    DType::Q6_K,
-];
+pub(crate) const WEIGHT_TYPES: [DType; 13] = DType::WEIGHTS;
 
 fn quantized(t: DType, x: &[f32]) -> Vec<u8> {
     let mut out = vec![0u8; t.bytes_for(x.len() as u64).expect("whole blocks") as usize];
