@@ -25,7 +25,7 @@ fn weights(dtype: DType, rows: usize, cols: usize, seed: &mut u64) -> Vec<u8> {
     wq
 }
 
-const FORMATS: [DType; 13] = crate::simd::tests::WEIGHT_TYPES;
+const FORMATS: [DType; 13] = DType::WEIGHTS;
 
 /// Every format through the threaded entry point equals the plain f32 reference, within the
 /// activation quantization error (Int8) or f32 rounding (Exact), for odd numbers of rows and

@@ -33,7 +33,6 @@ fn simd_levels() -> Vec<&'static Kernels> {
     Level::available().filter(|&l| l != Level::Scalar).map(|l| Kernels::for_level(l).expect("available")).collect()
 }
 
-pub(crate) const WEIGHT_TYPES: [DType; 13] = DType::WEIGHTS;
 
 fn quantized(t: DType, x: &[f32]) -> Vec<u8> {
     let mut out = vec![0u8; t.bytes_for(x.len() as u64).expect("whole blocks") as usize];
@@ -97,7 +96,7 @@ fn activation_quantization_is_bit_identical() {
 fn dequantization_is_bit_identical() {
     let mut rng = Rng(2);
     for k in simd_levels() {
-        for t in WEIGHT_TYPES {
+        for t in DType::WEIGHTS {
             for len in lengths(t) {
                 for sigma in [1e-3, 1.0, 50.0] {
                     let bytes = quantized(t, &rng.normals(len, sigma));
@@ -130,7 +129,7 @@ fn slack(t: DType, w: &[u8], act_type: DType, act: &[u8]) -> f64 {
 fn dot_kernels_match_the_reference_for_any_batch() {
     let mut rng = Rng(3);
     for k in simd_levels() {
-        for t in WEIGHT_TYPES {
+        for t in DType::WEIGHTS {
             let act_type = vec_dot_type(t);
             for cols in lengths(t) {
                 let n_rows = 3;
