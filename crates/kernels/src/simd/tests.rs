@@ -33,7 +33,6 @@ fn simd_levels() -> Vec<&'static Kernels> {
     Level::available().filter(|&l| l != Level::Scalar).map(|l| Kernels::for_level(l).expect("available")).collect()
 }
 
-
 fn quantized(t: DType, x: &[f32]) -> Vec<u8> {
     let mut out = vec![0u8; t.bytes_for(x.len() as u64).expect("whole blocks") as usize];
     quantize_row(t, x, &mut out).expect("quantizable");
