@@ -37,6 +37,8 @@ enum Command {
     Template(cmd::template::Args),
     /// Write a random-weight model of a named shape (for benchmarks and tests).
     Synth(cmd::synth::Args),
+    /// Write a model with its weight matrices in another type (as llama-quantize).
+    Quantize(cmd::quantize::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::Chat(args) => cmd::chat::main(args),
         Command::Template(args) => cmd::template::main(args),
         Command::Synth(args) => cmd::synth::main(args),
+        Command::Quantize(args) => cmd::quantize::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,6 +8,7 @@ pub mod generate;
 pub mod kv_cache;
 pub mod model;
 pub mod perplexity;
+pub mod quantize;
 pub mod prefix_cache;
 pub mod runner;
 pub mod sampler;

@@ -6,6 +6,7 @@ mod generation_args;
 pub mod info;
 pub mod perplexity;
 pub mod pull;
+pub mod quantize;
 pub mod run;
 pub mod serve;
 pub mod synth;
