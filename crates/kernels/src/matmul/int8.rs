@@ -1,10 +1,11 @@
 //! `Precision::Int8`: the activations are quantized once per call to the weight's
-//! `vec_dot_type`, then each thread dots its share of the weight rows with every token (the
-//! level's dot kernel keeps a row in L1 across the tokens, so weights are read once per call).
+//! `vec_dot_type` and prepared for the SIMD level's kernels, then each thread dots its share of
+//! the weight rows with every token (the level's dot kernel keeps a row in L1 across the
+//! tokens, so weights are read once per call).
 
 use super::{MatRef, MatmulScratch, SharedSlice};
 use crate::pool::{share, ThreadPool};
-use crate::simd::{act_scale_count, act_scales, Acts, Kernels};
+use crate::simd::{Acts, Kernels, Line};
 use crate::vec_dot_type;
 
 /// Below this many tokens the calling thread quantizes the activations itself: a row takes
@@ -18,35 +19,34 @@ const ROW_ALIGN: usize = 16;
 pub(super) fn matmul(k: &Kernels, pool: &ThreadPool, w: MatRef<'_>, x: &[f32], n: usize, out: &mut [f32], scratch: &mut MatmulScratch) {
     let act_type = vec_dot_type(w.dtype);
     let act_row_bytes = w.cols / act_type.block_len() * act_type.block_bytes();
+    let per_row = k.prep_lines(act_type, w.cols);
     if scratch.act.len() < n * act_row_bytes {
         scratch.act.resize(n * act_row_bytes, 0);
     }
+    if scratch.act_prep.len() < n * per_row {
+        scratch.act_prep.resize(n * per_row, Line::ZERO);
+    }
     let act = &mut scratch.act[..n * act_row_bytes];
+    let prep = &mut scratch.act_prep[..n * per_row];
+    let quantize = |i: usize, dst: &mut [u8], dst_prep: &mut [Line]| {
+        k.quantize_row(act_type, &x[i * w.cols..(i + 1) * w.cols], dst);
+        k.prepare_row(act_type, w.cols, dst, dst_prep);
+    };
     if n <= SERIAL_QUANTIZE {
-        for (xi, ai) in x.chunks_exact(w.cols).zip(act.chunks_exact_mut(act_row_bytes)) {
-            k.quantize_row(act_type, xi, ai);
+        for i in 0..n {
+            quantize(i, &mut act[i * act_row_bytes..(i + 1) * act_row_bytes], &mut prep[i * per_row..(i + 1) * per_row]);
         }
     } else {
-        let shared = SharedSlice::new(act);
+        let (shared, shared_prep) = (SharedSlice::new(act), SharedSlice::new(prep));
         pool.run(&|t, n_threads| {
             for i in share(n, t, n_threads, 1) {
                 // SAFETY: each thread writes only the rows of its own share.
-                let dst = unsafe { shared.range_mut(i * act_row_bytes, act_row_bytes) };
-                k.quantize_row(act_type, &x[i * w.cols..(i + 1) * w.cols], dst);
+                let (dst, dst_prep) = unsafe { (shared.range_mut(i * act_row_bytes, act_row_bytes), shared_prep.range_mut(i * per_row, per_row)) };
+                quantize(i, dst, dst_prep);
             }
         });
     }
-    let per_row = act_scale_count(act_type, w.cols);
-    if scratch.act_scales.len() < n * per_row {
-        scratch.act_scales.resize(n * per_row, 0.0);
-    }
-    let scales = &mut scratch.act_scales[..n * per_row];
-    if per_row > 0 {
-        for (row, dst) in scratch.act[..n * act_row_bytes].chunks_exact(act_row_bytes).zip(scales.chunks_exact_mut(per_row)) {
-            act_scales(act_type, row, dst);
-        }
-    }
-    let act = Acts::new(&scratch.act[..n * act_row_bytes], act_row_bytes, scales, per_row);
+    let act = Acts::new(&scratch.act[..n * act_row_bytes], act_row_bytes, &scratch.act_prep[..n * per_row], per_row);
     let out = SharedSlice::new(out);
     let row_bytes = w.row_bytes();
     pool.run(&|t, n_threads| {

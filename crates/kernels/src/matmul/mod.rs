@@ -13,7 +13,7 @@ mod int8;
 mod tests;
 
 use crate::pool::ThreadPool;
-use crate::simd::{self, Kernels};
+use crate::simd::{self, Kernels, Line};
 use crate::DType;
 
 /// A weight matrix of `rows` × `cols`, row-major, each row `cols` elements in `dtype` blocks.
@@ -52,8 +52,8 @@ pub enum Precision {
 pub struct MatmulScratch {
     /// (n, act_row_bytes): activations in the weight's `vec_dot_type` (Int8).
     act: Vec<u8>,
-    /// (n, blocks, 2): their widened `[d, s]` block scales, for the 32-element types (Int8).
-    act_scales: Vec<f32>,
+    /// (n, lines per row): the SIMD level's prepared form of those rows (Int8).
+    act_prep: Vec<Line>,
     /// Exact, tiled: (n_tiles, cols, nr) activations packed token-interleaved for the GEMM.
     packed: Vec<f32>,
     /// Exact: per thread, a (kc, mr) weight panel and a kc-element row buffer (tiled), or one

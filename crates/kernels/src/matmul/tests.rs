@@ -64,9 +64,11 @@ fn matmul_matches_row_by_row_reference() {
 }
 
 /// A token's outputs are bit-identical whether it is multiplied alone on one thread or inside
-/// any batch of 1..=9 tokens on 1, 2 or 3 threads, for every format and both precisions. The
-/// shapes leave edge tiles everywhere: 70 rows is two full 32-row panels and a 6-row one, and
-/// the columns span more than one 256-wide k block.
+/// any batch of 1..=9, 17 or 20 tokens on 1, 2 or 3 threads, for every format and both
+/// precisions (17 and 20 tokens span two of the AVX-512 integer dots' 16-token tiles). The
+/// shapes leave edge tiles everywhere: 70 rows is two full 32-row panels and a 6-row one, the
+/// columns span more than one 256-wide k block, and the 35 blocks of the 32-element formats
+/// are two groups of 16, a pair and an odd block for the AVX-512 dots.
 #[test]
 fn results_do_not_depend_on_the_batch() {
     let mut seed = 11;
@@ -74,12 +76,12 @@ fn results_do_not_depend_on_the_batch() {
     for k in levels() {
         for dtype in FORMATS {
             let rows = 70;
-            let cols = if dtype.block_len() == 256 { 512 } else { 320 };
+            let cols = if dtype.block_len() == 256 { 512 } else { 35 * 32 };
             let wq = weights(dtype, rows, cols, &mut seed);
             let w = MatRef { dtype, rows, cols, data: &wq };
-            let x: Vec<f32> = (0..9 * cols).map(|_| lcg(&mut seed)).collect();
+            let x: Vec<f32> = (0..20 * cols).map(|_| lcg(&mut seed)).collect();
             for precision in [Precision::Exact, Precision::Int8] {
-                let alone: Vec<Vec<f32>> = (0..9)
+                let alone: Vec<Vec<f32>> = (0..20)
                     .map(|i| {
                         let mut out = vec![0.0; rows];
                         matmul_with(k, &pools[0], w, &x[i * cols..(i + 1) * cols], 1, &mut out, &mut MatmulScratch::default(), precision);
@@ -88,9 +90,9 @@ fn results_do_not_depend_on_the_batch() {
                     .collect();
                 let mut scratch = MatmulScratch::default();
                 for pool in &pools {
-                    for n in 1..=9 {
+                    for n in (1..=9).chain([17, 20]) {
                         // Tokens start at different offsets so each one lands at several positions.
-                        let first = (n * 5) % (10 - n);
+                        let first = if n < 10 { (n * 5) % (10 - n) } else { 20 - n };
                         let mut batched = vec![0.0; n * rows];
                         matmul_with(k, pool, w, &x[first * cols..(first + n) * cols], n, &mut batched, &mut scratch, precision);
                         for j in 0..n {

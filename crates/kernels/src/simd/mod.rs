@@ -38,7 +38,7 @@ mod avx512;
 mod kscales;
 mod scalar;
 
-pub(crate) use acts::{act_scale_count, act_scales, Acts};
+pub(crate) use acts::{Acts, Line};
 
 /// An instruction-set level, lowest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -107,9 +107,9 @@ impl Level {
 pub(crate) type DotRows = unsafe fn(w: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut f32, out_stride: usize);
 
 /// A dot kernel of up to `MAX_TILE` tokens at once (`T`): the unit the levels' `DotRows` loops
-/// are built from. It prepares the activation rows once, then runs weight row after weight row
-/// of `w_rows` (rows of `row_bytes`), writing row `r`'s dot with token `t` at
-/// `out[t * out_stride + r]`.
+/// are built from (except AVX-512's integer dots, whose tiles are wider: see `avx512::Tiled`).
+/// It prepares the activation rows once, then runs weight row after weight row of `w_rows`
+/// (rows of `row_bytes`), writing row `r`'s dot with token `t` at `out[t * out_stride + r]`.
 #[cfg(target_arch = "x86_64")]
 pub(crate) trait DotTile {
     /// # Safety
@@ -169,6 +169,11 @@ pub struct Kernels {
     /// Quantizes a row to an activation type, byte for byte as `quantize_row`; false when the
     /// level has no fast path for `dtype` (the caller falls back to the scalar code).
     quantize_act: unsafe fn(DType, &[f32], &mut [u8]) -> bool,
+    /// Lines of prepared activations per row of `cols` elements of an activation type (0 where
+    /// the level's kernels read the rows as they are).
+    prep_lines: fn(DType, usize) -> usize,
+    /// Writes those lines for one quantized row (`prep_lines` of them).
+    prepare: unsafe fn(DType, &[u8], &mut [Line]),
     /// The dot kernel for a weight type, or None where the scalar reference serves.
     dot_rows: fn(DType) -> Option<DotRows>,
     /// Decodes a row to f32 bit for bit as `dequantize_row`; false when there is no fast path.
@@ -217,6 +222,23 @@ impl Kernels {
         }
     }
 
+    /// Lines of prepared activations a row of `cols` elements of `act_type` needs.
+    pub(crate) fn prep_lines(&self, act_type: DType, cols: usize) -> usize {
+        (self.prep_lines)(act_type, cols)
+    }
+
+    /// Prepares one quantized activation row of `cols` elements for this level's dot kernels.
+    pub(crate) fn prepare_row(&self, act_type: DType, cols: usize, row: &[u8], dst: &mut [Line]) {
+        assert!(
+            act_type.bytes_for(cols as u64) == Some(row.len() as u64) && dst.len() == self.prep_lines(act_type, cols),
+            "prepare_row: {} bytes and {} lines do not fit {cols} {act_type} elements",
+            row.len(),
+            dst.len()
+        );
+        // SAFETY: this table exists only for a supported level; the lengths agree.
+        unsafe { (self.prepare)(act_type, row, dst) }
+    }
+
     /// Same values as `dequantize_row(dtype, src, dst)`, bit for bit.
     pub fn dequantize_row(&self, dtype: DType, src: &[u8], dst: &mut [f32]) {
         assert_eq!(
@@ -235,20 +257,20 @@ impl Kernels {
     /// Dots every weight row in `w` (whole rows of `cols` elements of `weight`) with every
     /// activation row in `act` (rows in `vec_dot_type(weight)`): `out` is (n_act, n_weight_rows).
     /// Equal to `quant::vec_dot` up to the order of float additions, and the same for a token
-    /// however many others share the call. (It allocates the widened scales; `matmul` keeps
-    /// them in its scratch instead.)
+    /// however many others share the call. (It allocates the prepared activations; `matmul`
+    /// keeps them in its scratch instead.)
     pub fn vec_dot_rows(&self, weight: DType, cols: usize, w: &[u8], act: &[u8], out: &mut [f32]) {
         let (row_bytes, act_row_bytes) = row_sizes(weight, cols);
         let act_type = crate::vec_dot_type(weight);
         let n_rows = w.len() / row_bytes;
         let n = act.len() / act_row_bytes;
         assert_eq!(out.len(), n * n_rows, "vec_dot_rows: output is not (n, rows)");
-        let per_row = act_scale_count(act_type, cols);
-        let mut scales = vec![0.0; n * per_row];
-        for (row, dst) in act.chunks_exact(act_row_bytes).zip(scales.chunks_exact_mut(per_row.max(1))) {
-            act_scales(act_type, row, dst);
+        let per_row = self.prep_lines(act_type, cols);
+        let mut prep = vec![Line::ZERO; n * per_row];
+        for (row, dst) in act.chunks_exact(act_row_bytes).zip(prep.chunks_exact_mut(per_row.max(1))) {
+            self.prepare_row(act_type, cols, row, dst);
         }
-        let acts = Acts::new(act, act_row_bytes, &scales, per_row);
+        let acts = Acts::new(act, act_row_bytes, &prep, per_row);
         // SAFETY: `out` is (n, n_rows), so every index r + i * n_rows is in bounds.
         unsafe { self.vec_dot_rows_into(weight, cols, w, acts, out.as_mut_ptr(), n_rows) }
     }
@@ -261,7 +283,7 @@ impl Kernels {
     pub(crate) unsafe fn vec_dot_rows_into(&self, weight: DType, cols: usize, w: &[u8], act: Acts<'_>, out: *mut f32, out_stride: usize) {
         let (row_bytes, act_row_bytes) = row_sizes(weight, cols);
         assert!(
-            w.len().is_multiple_of(row_bytes) && act.row_bytes() == act_row_bytes && act.scales_per_row() == act_scale_count(crate::vec_dot_type(weight), cols),
+            w.len().is_multiple_of(row_bytes) && act.row_bytes() == act_row_bytes && act.prep_per_row() == self.prep_lines(crate::vec_dot_type(weight), cols),
             "vec_dot_rows: {} bytes of weights and activation rows of {} bytes are not rows of {cols} {weight} elements",
             w.len(),
             act.row_bytes()

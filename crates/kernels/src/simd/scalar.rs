@@ -3,13 +3,15 @@
 //! microkernel; its elementwise ops are written so the compiler vectorises them without
 //! changing the order of any float operation.
 
-use super::{DotRows, Kernels, Level};
+use super::{DotRows, Kernels, Level, Line};
 use crate::ops::{SoftmaxState, ATTN_BLOCK};
 use crate::DType;
 
 pub(super) static KERNELS: Kernels = Kernels {
     level: Level::Scalar,
     quantize_act: no_quantize,
+    prep_lines: no_prep_lines,
+    prepare: no_prepare,
     dot_rows: no_dot_rows,
     dequantize: no_dequantize,
     gemm: None,
@@ -23,6 +25,12 @@ pub(super) static KERNELS: Kernels = Kernels {
 unsafe fn no_quantize(_: DType, _: &[f32], _: &mut [u8]) -> bool {
     false
 }
+
+fn no_prep_lines(_: DType, _: usize) -> usize {
+    0
+}
+
+unsafe fn no_prepare(_: DType, _: &[u8], _: &mut [Line]) {}
 
 fn no_dot_rows(_: DType) -> Option<DotRows> {
     None

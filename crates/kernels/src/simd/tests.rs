@@ -46,10 +46,12 @@ fn dequantized(t: DType, bytes: &[u8]) -> Vec<f32> {
 }
 
 /// Rows of 1, 2, 3 and 7 blocks (of 32 elements for the float types, so tails get exercised
-/// too: 7 * 32 + 5 is not a multiple of 16).
+/// too: 7 * 32 + 5 is not a multiple of 16); the 32-element formats also get rows of 16, 18
+/// and 35 blocks, which the AVX-512 dots split into groups of 16, pairs and an odd block.
 fn lengths(t: DType) -> Vec<usize> {
     let block = t.block_len().max(32);
-    let mut v: Vec<usize> = [1, 2, 3, 7].iter().map(|n| n * block).collect();
+    let blocks: &[usize] = if block == 32 { &[1, 2, 3, 7, 16, 18, 35] } else { &[1, 2, 3, 7] };
+    let mut v: Vec<usize> = blocks.iter().map(|n| n * block).collect();
     if t.block_len() == 1 {
         v.extend([1, 5, 7 * 32 + 5]);
     }
@@ -134,7 +136,7 @@ fn dot_kernels_match_the_reference_for_any_batch() {
                 let n_rows = 3;
                 let w: Vec<u8> = (0..n_rows).flat_map(|_| quantized(t, &rng.normals(cols, 1.0))).collect();
                 let row_bytes = w.len() / n_rows;
-                for n in 1..=9 {
+                for n in (1..=9).chain([17]) {
                     let act: Vec<u8> = (0..n).flat_map(|_| quantized(act_type, &rng.normals(cols, 2.0))).collect();
                     let act_row_bytes = act.len() / n;
                     let mut got = vec![f32::NAN; n * n_rows];

@@ -16,6 +16,7 @@ use crate::quant::q5_0::BlockQ5_0;
 use crate::quant::q5_1::BlockQ5_1;
 use crate::quant::q8_0::BlockQ8_0;
 use crate::quant::q8_1::BlockQ8_1;
+use crate::simd::acts::as_floats;
 use crate::simd::{act_rows, Acts, DotTile};
 
 /// Signed weights (Q4_0, Q5_0, Q8_0) against Q8_0 activations.
@@ -114,8 +115,8 @@ impl<W: Block32> DotTile for Signed<W> {
     unsafe fn tile<const T: usize>(w_rows: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut f32, out_stride: usize) {
         let n_blocks = row_bytes / std::mem::size_of::<W>();
         let a: [&[BlockQ8_0]; T] = act_rows(act, n_blocks);
-        let sc: [&[f32]; T] = std::array::from_fn(|t| act.row_scales(t));
-        assert!(sc.iter().all(|s| s.len() == 2 * n_blocks));
+        let sc: [&[f32]; T] = std::array::from_fn(|t| as_floats(act.row_prep(t)));
+        assert!(sc.iter().all(|s| s.len() >= 2 * n_blocks));
         for (r, w) in w_rows.chunks_exact(row_bytes).enumerate() {
             let w: &[W] = as_blocks(w);
             let mut res = [0.0f32; T];
@@ -126,7 +127,7 @@ impl<W: Block32> DotTile for Signed<W> {
                 let dw = scales(x).0;
                 for t in 0..T {
                     // SAFETY: b < n_blocks, the length of every activation row, whose scales hold
-                    // 2 * n_blocks floats.
+                    // at least 2 * n_blocks floats (asserted).
                     let (y, da) = unsafe { (a[t].get_unchecked(b), *sc[t].get_unchecked(2 * b)) };
                     let isum = dot_u8_i8(w_abs, _mm256_sign_epi8(load256(&y.qs), wv));
                     acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(dw * da), acc[t]);
@@ -151,8 +152,8 @@ impl<W: Block32> DotTile for Offset<W> {
     unsafe fn tile<const T: usize>(w_rows: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut f32, out_stride: usize) {
         let n_blocks = row_bytes / std::mem::size_of::<W>();
         let a: [&[BlockQ8_1]; T] = act_rows(act, n_blocks);
-        let sc: [&[f32]; T] = std::array::from_fn(|t| act.row_scales(t));
-        assert!(sc.iter().all(|s| s.len() == 2 * n_blocks));
+        let sc: [&[f32]; T] = std::array::from_fn(|t| as_floats(act.row_prep(t)));
+        assert!(sc.iter().all(|s| s.len() >= 2 * n_blocks));
         for (r, w) in w_rows.chunks_exact(row_bytes).enumerate() {
             let w: &[W] = as_blocks(w);
             let mut res = [0.0f32; T];

@@ -20,13 +20,16 @@ use dot32::{Offset, Signed};
 use dot_float::{Bf16W, F16W, F32W, Float};
 use dot_k::{Q2K, Q3K, Q4K, Q5K, Q6K};
 
-use super::{Acts, DotRows, DotTile, Kernels, Level, MAX_TILE};
+use super::acts::{widen_scales, widened_lines};
+use super::{Acts, DotRows, DotTile, Kernels, Level, Line, MAX_TILE};
 use crate::quant::{q4_0::BlockQ4_0, q4_1::BlockQ4_1, q5_0::BlockQ5_0, q5_1::BlockQ5_1, q8_0::BlockQ8_0};
 use crate::DType;
 
 pub(super) static KERNELS: Kernels = Kernels {
     level: Level::Avx2,
     quantize_act: act::quantize,
+    prep_lines: widened_lines,
+    prepare,
     dot_rows,
     dequantize: dequant::dequantize,
     gemm: Some(&gemm::GEMM),
@@ -36,6 +39,11 @@ pub(super) static KERNELS: Kernels = Kernels {
     silu_mul: ops::silu_mul,
     attend_block: ops::attend_block,
 };
+
+/// The dot tiles of the 32-element formats read the activations' scales widened to f32.
+unsafe fn prepare(act_type: DType, row: &[u8], dst: &mut [Line]) {
+    widen_scales(act_type, row, dst)
+}
 
 fn dot_rows(weight: DType) -> Option<DotRows> {
     Some(match weight {

@@ -1,237 +1,239 @@
-//! AVX-512 integer dot tiles of the 32-element block formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)
-//! against their Q8_0/Q8_1 activations, two blocks per 512-bit vector.
+//! AVX-512 integer dots of the 32-element block formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) against
+//! their Q8_0/Q8_1 activations, prepared by `prep` in the layout of `group`.
 //!
-//! Per token, lane `j` of one f32 accumulator collects, block pair after block pair, the
-//! scaled integer sum of lane `j` (lanes 0-7 the even block, 8-15 the odd one); an odd last
-//! block runs as a pair with itself whose second half is scaled by zero. One fixed horizontal
-//! sum ends it. The weights of a pair are decoded once and reused for every token of the tile.
+//! Weights are decoded to unsigned levels, sixteen blocks (a group) at a time, once per tile
+//! of tokens (see `Tiled`). Per token, eight `vpdpbusd` then leave each block's exact integer
+//! sum in its own lane, and lane `l` of one f32 accumulator takes `isum * (d_w * d_a)` for
+//! group after group, then the pairs of the row's last blocks the same way (8 lanes a block);
+//! one fixed horizontal sum ends it. So the float work of a (token, row) is one fixed sequence
+//! that depends on the row's length alone, never on the batch: the integer sums are exact
+//! however they are formed, and rows taken two at a time compute each the same way as one
+//! alone. Compared with decoding two blocks per vector, a token pays one conversion, multiply
+//! and fused add per sixteen blocks instead of per two.
 
 use std::arch::x86_64::*;
 use std::marker::PhantomData;
 
-use super::util::{hsum, load128, load256};
+use super::fields::{scales, words_at};
+use super::group::{bytes, fifth_bits, nibbles, pair_bytes, pair_fifth_bits, pair_nibbles, pair_scales, quads, row_lines, GROUP_LINES, PAIR_LINES};
+use super::util::{dot_lines, running, settle};
+use super::{Tiled, TILE};
 use crate::quant::block::{as_blocks, Block};
 use crate::quant::q4_0::BlockQ4_0;
 use crate::quant::q4_1::BlockQ4_1;
 use crate::quant::q5_0::BlockQ5_0;
 use crate::quant::q5_1::BlockQ5_1;
 use crate::quant::q8_0::BlockQ8_0;
-use crate::quant::q8_1::BlockQ8_1;
-use crate::simd::{act_rows, Acts, DotTile};
+use crate::simd::{Acts, Line};
 
-/// Signed weights (Q4_0, Q5_0, Q8_0) against Q8_0 activations.
-pub(super) struct Signed<W>(PhantomData<W>);
+/// A weight format as unsigned levels: `w = d * (level - 128)` for the signed formats (see
+/// `group`), or `w = d * level + m` for those with a min (Q4_1, Q5_1), whose `m` meets the
+/// activations' `s`.
+pub(super) trait Format: Block {
+    const HAS_MIN: bool;
 
-/// Weights with an offset (Q4_1, Q5_1) against Q8_1 activations.
-pub(super) struct Offset<W>(PhantomData<W>);
-
-/// How a format turns two blocks into their 64 weights as bytes, block 0's 32 then block 1's,
-/// each in element order: signed values for the formats dotted with Q8_0, unsigned levels for
-/// those with an offset `m` (dotted with Q8_1).
-trait Pair: Block {
+    /// A group's levels (see `group`).
+    ///
     /// # Safety
     /// The CPU must have this level's features.
-    unsafe fn weights(b0: &Self, b1: &Self) -> __m512i;
+    unsafe fn group(blocks: &[Self; 16]) -> [__m512i; 8];
+
+    /// Two blocks' levels in element order.
+    ///
+    /// # Safety
+    /// The CPU must have this level's features.
+    unsafe fn pair(b0: &Self, b1: &Self) -> __m512i;
 }
 
-impl Pair for BlockQ4_0 {
+/// Levels 0..=15 stand for `w + 8`: 120 more makes them `w + 128`.
+impl Format for BlockQ4_0 {
+    const HAS_MIN: bool = false;
+
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
     #[inline]
-    unsafe fn weights(b0: &Self, b1: &Self) -> __m512i {
-        _mm512_sub_epi8(nibbles(&b0.qs, &b1.qs), _mm512_set1_epi8(8))
+    unsafe fn group(blocks: &[Self; 16]) -> [__m512i; 8] {
+        // SAFETY: 16 blocks, each with its 16 bytes `qs`.
+        add_to_all(nibbles(unsafe { quads(blocks[0].qs.as_ptr(), size_of::<Self>()) }), 120)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+    #[inline]
+    unsafe fn pair(b0: &Self, b1: &Self) -> __m512i {
+        _mm512_add_epi8(pair_nibbles(&b0.qs, &b1.qs), _mm512_set1_epi8(120))
     }
 }
 
-impl Pair for BlockQ5_0 {
+/// Levels 0..=31 stand for `w + 16`: 112 more makes them `w + 128`.
+impl Format for BlockQ5_0 {
+    const HAS_MIN: bool = false;
+
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
     #[inline]
-    unsafe fn weights(b0: &Self, b1: &Self) -> __m512i {
-        let levels = fifth_bits(nibbles(&b0.qs, &b1.qs), b0.qh, b1.qh);
-        _mm512_sub_epi8(levels, _mm512_set1_epi8(16))
+    unsafe fn group(blocks: &[Self; 16]) -> [__m512i; 8] {
+        // SAFETY: 16 blocks, each with its 16 bytes `qs` and 4 bytes `qh`.
+        let mut levels = nibbles(unsafe { quads(blocks[0].qs.as_ptr(), size_of::<Self>()) });
+        fifth_bits(&mut levels, words_at::<Self, { std::mem::offset_of!(BlockQ5_0, qh) }>(blocks));
+        add_to_all(levels, 112)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+    #[inline]
+    unsafe fn pair(b0: &Self, b1: &Self) -> __m512i {
+        _mm512_add_epi8(pair_fifth_bits(pair_nibbles(&b0.qs, &b1.qs), b0.qh, b1.qh), _mm512_set1_epi8(112))
     }
 }
 
-impl Pair for BlockQ8_0 {
+impl Format for BlockQ8_0 {
+    const HAS_MIN: bool = false;
+
+    /// The values plus 128: flipping the sign bit.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
     #[inline]
-    unsafe fn weights(b0: &Self, b1: &Self) -> __m512i {
-        pair_bytes(&b0.qs, &b1.qs)
+    unsafe fn group(blocks: &[Self; 16]) -> [__m512i; 8] {
+        // SAFETY: 16 blocks, each with its 32 bytes `qs`.
+        let mut levels = unsafe { bytes(blocks[0].qs.as_ptr().cast(), size_of::<Self>()) };
+        for l in &mut levels {
+            *l = _mm512_xor_si512(*l, _mm512_set1_epi8(-128));
+        }
+        levels
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+    #[inline]
+    unsafe fn pair(b0: &Self, b1: &Self) -> __m512i {
+        _mm512_xor_si512(pair_bytes(&b0.qs, &b1.qs), _mm512_set1_epi8(-128))
     }
 }
 
-impl Pair for BlockQ4_1 {
+impl Format for BlockQ4_1 {
+    const HAS_MIN: bool = true;
+
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
     #[inline]
-    unsafe fn weights(b0: &Self, b1: &Self) -> __m512i {
-        nibbles(&b0.qs, &b1.qs)
+    unsafe fn group(blocks: &[Self; 16]) -> [__m512i; 8] {
+        // SAFETY: 16 blocks, each with its 16 bytes `qs`.
+        nibbles(unsafe { quads(blocks[0].qs.as_ptr(), size_of::<Self>()) })
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+    #[inline]
+    unsafe fn pair(b0: &Self, b1: &Self) -> __m512i {
+        pair_nibbles(&b0.qs, &b1.qs)
     }
 }
 
-impl Pair for BlockQ5_1 {
+impl Format for BlockQ5_1 {
+    const HAS_MIN: bool = true;
+
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
     #[inline]
-    unsafe fn weights(b0: &Self, b1: &Self) -> __m512i {
-        fifth_bits(nibbles(&b0.qs, &b1.qs), b0.qh, b1.qh)
+    unsafe fn group(blocks: &[Self; 16]) -> [__m512i; 8] {
+        // SAFETY: 16 blocks, each with its 16 bytes `qs` and 4 bytes `qh`.
+        let mut levels = nibbles(unsafe { quads(blocks[0].qs.as_ptr(), size_of::<Self>()) });
+        fifth_bits(&mut levels, words_at::<Self, { std::mem::offset_of!(BlockQ5_1, qh) }>(blocks));
+        levels
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+    #[inline]
+    unsafe fn pair(b0: &Self, b1: &Self) -> __m512i {
+        pair_fifth_bits(pair_nibbles(&b0.qs, &b1.qs), b0.qh, b1.qh)
     }
 }
 
-/// The 4-bit levels of two blocks: per block its 16 low nibbles (elements 0-15), then its 16
-/// high nibbles (elements 16-31).
+/// Every level plus `by` (wrapping, which no format reaches).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
 #[inline]
-fn nibbles(q0: &[u8; 16], q1: &[u8; 16]) -> __m512i {
-    let both = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(load128(q0)), load128(q1));
-    // 128-bit lanes [q0, q0, q1, q1], the second copy of each shifted down by a nibble.
-    let z = _mm512_permutexvar_epi64(_mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0), _mm512_castsi256_si512(both));
-    let z = _mm512_srlv_epi64(z, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0));
-    _mm512_and_si512(z, _mm512_set1_epi8(0x0f))
+fn add_to_all(mut levels: [__m512i; 8], by: i8) -> [__m512i; 8] {
+    for l in &mut levels {
+        *l = _mm512_add_epi8(*l, _mm512_set1_epi8(by));
+    }
+    levels
 }
 
-/// Adds 16 to every level whose fifth bit is set (bit `j` of a block's `qh` is element `j`).
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-#[inline]
-fn fifth_bits(levels: __m512i, qh0: [u8; 4], qh1: [u8; 4]) -> __m512i {
-    let mask = u64::from(u32::from_le_bytes(qh0)) | u64::from(u32::from_le_bytes(qh1)) << 32;
-    _mm512_mask_add_epi8(levels, mask, levels, _mm512_set1_epi8(16))
+/// The dots of a 32-element format `W`.
+pub(super) struct Dot32<W>(PhantomData<W>);
+
+impl<W: Format> Tiled for Dot32<W> {
+    const PAIRS_FROM: usize = 2;
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+    #[inline]
+    unsafe fn tile<const R: usize>(w_rows: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut f32, out_stride: usize) {
+        let n_blocks = row_bytes / size_of::<W>();
+        let (n_groups, n_pairs) = (n_blocks / 16, (n_blocks % 16).div_ceil(2));
+        let n_tok = act.n();
+        assert!(n_tok <= TILE && act.prep_per_row() == row_lines(n_blocks), "activations not prepared for {n_blocks} blocks");
+        let mut prep = [std::ptr::null::<Line>(); TILE];
+        for (t, p) in prep.iter_mut().enumerate().take(n_tok) {
+            *p = act.row_prep(t).as_ptr();
+        }
+        let last = n_groups + n_pairs - 1;
+        let mut acc = [[_mm512_setzero_ps(); R]; TILE];
+        for (rb, w) in w_rows.chunks_exact(R * row_bytes).enumerate() {
+            let w: [&[W]; R] = array_of!(R, &[][..], |r| as_blocks(&w[r * row_bytes..(r + 1) * row_bytes]));
+            let out = out.wrapping_add(R * rb);
+            for g in 0..n_groups {
+                let (mut levels, mut dw, mut mw) = ([[_mm512_setzero_si512(); 8]; R], [_mm512_setzero_ps(); R], [_mm512_setzero_ps(); R]);
+                for r in 0..R {
+                    let blocks: &[W; 16] = w[r][16 * g..16 * g + 16].try_into().expect("16 blocks");
+                    // SAFETY: the features are present.
+                    levels[r] = unsafe { W::group(blocks) };
+                    (dw[r], mw[r]) = scales(blocks);
+                }
+                for t in 0..n_tok {
+                    // SAFETY: group g's lines lie inside the token's prepared row (asserted length);
+                    // `out` is the caller's promise.
+                    unsafe {
+                        let v = step::<W, 8, R>(&levels, &dw, &mw, prep[t].add(g * GROUP_LINES), running(&acc[t], g == 0));
+                        settle(v, &mut acc[t], g == last, out.wrapping_add(t * out_stride));
+                    }
+                }
+            }
+            for q in 0..n_pairs {
+                let b = 16 * n_groups + 2 * q;
+                let both = b + 1 < n_blocks;
+                let (mut levels, mut dw, mut mw) = ([[_mm512_setzero_si512(); 1]; R], [_mm512_setzero_ps(); R], [_mm512_setzero_ps(); R]);
+                for r in 0..R {
+                    let (w0, w1) = (&w[r][b], &w[r][if both { b + 1 } else { b }]);
+                    // SAFETY: the features are present.
+                    levels[r] = [unsafe { W::pair(w0, w1) }];
+                    (dw[r], mw[r]) = pair_scales(w0, w1, both);
+                }
+                let u = n_groups + q;
+                for t in 0..n_tok {
+                    // SAFETY: pair q's lines lie inside the token's prepared row (asserted length);
+                    // `out` is the caller's promise.
+                    unsafe {
+                        let v = step::<W, 1, R>(&levels, &dw, &mw, prep[t].add(n_groups * GROUP_LINES + q * PAIR_LINES), running(&acc[t], u == 0));
+                        settle(v, &mut acc[t], u == last, out.wrapping_add(t * out_stride));
+                    }
+                }
+            }
+        }
+    }
 }
 
-/// Two blocks' 32 bytes of values, one after the other.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-#[inline]
-fn pair_bytes(q0: &[i8; 32], q1: &[i8; 32]) -> __m512i {
-    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(load256(q0)), load256(q1))
-}
-
-/// The first two f16 fields of two weight blocks as f32: [b0's d, b0's second field, b1's d,
-/// b1's second field]. The second field is `m` (Q4_1, Q5_1); for the other formats it is the
-/// start of the next field, read but never used.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-#[inline]
-fn pair_scales<B: Block>(b0: &B, b1: &B) -> __m128 {
-    const { assert!(std::mem::size_of::<B>() >= 4) };
-    // SAFETY: every block is at least 4 bytes and has alignment 1 (the `Block` contract).
-    let (h0, h1) = unsafe { (std::ptr::read((b0 as *const B).cast::<[u8; 4]>()), std::ptr::read((b1 as *const B).cast::<[u8; 4]>())) };
-    let bits = u64::from(u32::from_le_bytes(h0)) | u64::from(u32::from_le_bytes(h1)) << 32;
-    _mm_cvtph_ps(_mm_cvtsi64_si128(bits as i64))
-}
-
-/// Lanes 0-7 from lane 0 of `s`, lanes 8-15 from its lane 2 (the two blocks' scales).
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-#[inline]
-fn spread(s: __m128) -> __m512 {
-    _mm512_permutexvar_ps(_mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0), _mm512_castps128_ps512(s))
-}
-
-/// Keeps both blocks' scales, or (for an odd last block paired with itself) only the first's.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-#[inline]
-fn keep_mask(both: bool) -> __m128 {
-    _mm_castsi128_ps(if both { _mm_set1_epi32(-1) } else { _mm_set_epi32(0, 0, -1, -1) })
-}
-
-/// The activation scales `[d, s]` of blocks `b` and `b + 1`, or of `b` alone (zeros after) at
-/// the end of an odd row.
+/// One token's integer sums and float update for `R` rows: `acc + isum * (dw * da)`, plus
+/// `m * s` for the formats with a min. Signed formats start `isum` from the activations'
+/// offset sums, so it ends as the exact sum of `w * a` (see `group`).
 ///
 /// # Safety
-/// `scales` holds `[d, s]` for blocks up to `b + 1` (`b` alone when `!both`).
+/// `p` must point at `K + 2` prepared lines.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
 #[inline]
-unsafe fn act_scales(scales: &[f32], b: usize, both: bool) -> __m128 {
-    let p = scales.as_ptr().wrapping_add(2 * b);
-    // SAFETY: the caller's promise.
-    unsafe {
-        if both {
-            _mm_loadu_ps(p)
-        } else {
-            _mm_castpd_ps(_mm_load_sd(p.cast()))
+unsafe fn step<W: Format, const K: usize, const R: usize>(levels: &[[__m512i; K]; R], dw: &[__m512; R], mw: &[__m512; R], p: *const Line, mut acc: [__m512; R]) -> [__m512; R] {
+    // SAFETY (both): lines 0..K + 2 are readable, and a `Line` is 64 bytes aligned to 64.
+    let line = |i: usize| unsafe { _mm512_load_si512(p.add(i).cast()) };
+    let extra = line(K + 1);
+    let start = if W::HAS_MIN { _mm512_setzero_si512() } else { extra };
+    let isum = unsafe { dot_lines(array_of!(R, &levels[0], |r| &levels[r]), start, p) };
+    let da = _mm512_castsi512_ps(line(K));
+    for r in 0..R {
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), _mm512_mul_ps(dw[r], da), acc[r]);
+        if W::HAS_MIN {
+            acc[r] = _mm512_fmadd_ps(mw[r], _mm512_castsi512_ps(extra), acc[r]);
         }
     }
-}
-
-/// Signed weights (Q4_0, Q5_0, Q8_0) against Q8_0: `sum_blocks d_w * d_a * sum(w * a)`. VNNI
-/// multiplies unsigned by signed bytes, so it takes `|w|` and `a` with `w`'s sign. Activations
-/// never hold -128 (the quantizer's range is -127..=127), so the negation cannot overflow.
-///
-/// One weight row at a time: interleaving two rows measured up to twice slower when the
-/// weights stream from DRAM (Q8_0 rows, 2 threads), for no gain from cache.
-impl<W: Pair> DotTile for Signed<W> {
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-    #[inline]
-    unsafe fn tile<const T: usize>(w_rows: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut f32, out_stride: usize) {
-        let n_blocks = row_bytes / std::mem::size_of::<W>();
-        let a: [&[BlockQ8_0]; T] = act_rows(act, n_blocks);
-        let sc: [&[f32]; T] = std::array::from_fn(|t| act.row_scales(t));
-        assert!(sc.iter().all(|s| s.len() == 2 * n_blocks));
-        for (r, w) in w_rows.chunks_exact(row_bytes).enumerate() {
-            let w: &[W] = as_blocks(w);
-            let mut acc = [_mm512_setzero_ps(); T];
-            let mut b = 0;
-            while b < n_blocks {
-                let both = b + 1 < n_blocks;
-                let b1 = if both { b + 1 } else { b };
-                // SAFETY (every unchecked access below): b and b1 are below n_blocks, the length
-                // of the weight row and of every activation row (checked by `act_rows`), whose
-                // scales hold 2 * n_blocks floats (asserted).
-                let (w0, w1) = unsafe { (w.get_unchecked(b), w.get_unchecked(b1)) };
-                let wv = W::weights(w0, w1);
-                let (w_abs, w_neg) = (_mm512_abs_epi8(wv), _mm512_movepi8_mask(wv));
-                let ws = _mm_and_ps(pair_scales(w0, w1), keep_mask(both));
-                for t in 0..T {
-                    let (a0, a1) = unsafe { (a[t].get_unchecked(b), a[t].get_unchecked(b1)) };
-                    let av = pair_bytes(&a0.qs, &a1.qs);
-                    let av = _mm512_mask_sub_epi8(av, w_neg, _mm512_setzero_si512(), av);
-                    let isum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w_abs, av);
-                    let s = _mm_mul_ps(ws, unsafe { act_scales(sc[t], b, both) });
-                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), spread(s), acc[t]);
-                }
-                b += 2;
-            }
-            for (t, acc) in acc.into_iter().enumerate() {
-                // SAFETY: the `DotTile` contract: in bounds and written by this thread alone.
-                unsafe { *out.add(t * out_stride + r) = hsum(acc) };
-            }
-        }
-    }
-}
-
-/// Offset weights (Q4_1, Q5_1: `w = d * q + m`) against Q8_1:
-/// `sum_blocks d_w * d_a * sum(q * a) + m * s_a`. The `m * s` terms gather in lanes 1 and 3 of a
-/// second accumulator and are added after the horizontal sum.
-impl<W: Pair> DotTile for Offset<W> {
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-    #[inline]
-    unsafe fn tile<const T: usize>(w_rows: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut f32, out_stride: usize) {
-        let n_blocks = row_bytes / std::mem::size_of::<W>();
-        let a: [&[BlockQ8_1]; T] = act_rows(act, n_blocks);
-        let sc: [&[f32]; T] = std::array::from_fn(|t| act.row_scales(t));
-        assert!(sc.iter().all(|s| s.len() == 2 * n_blocks));
-        for (r, w) in w_rows.chunks_exact(row_bytes).enumerate() {
-            let w: &[W] = as_blocks(w);
-            let mut acc = [_mm512_setzero_ps(); T];
-            let mut acc_m = [_mm_setzero_ps(); T];
-            let mut b = 0;
-            while b < n_blocks {
-                let both = b + 1 < n_blocks;
-                let b1 = if both { b + 1 } else { b };
-                // SAFETY (every unchecked access below): as in `Signed`.
-                let (w0, w1) = unsafe { (w.get_unchecked(b), w.get_unchecked(b1)) };
-                let wv = W::weights(w0, w1);
-                let ws = _mm_and_ps(pair_scales(w0, w1), keep_mask(both));
-                for t in 0..T {
-                    let (a0, a1) = unsafe { (a[t].get_unchecked(b), a[t].get_unchecked(b1)) };
-                    let isum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, pair_bytes(&a0.qs, &a1.qs));
-                    let s = _mm_mul_ps(ws, unsafe { act_scales(sc[t], b, both) });
-                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), spread(s), acc[t]);
-                    acc_m[t] = _mm_add_ps(acc_m[t], s);
-                }
-                b += 2;
-            }
-            for t in 0..T {
-                let m = acc_m[t];
-                let m_sum = _mm_cvtss_f32(_mm_movehdup_ps(m)) + _mm_cvtss_f32(_mm_shuffle_ps::<3>(m, m));
-                // SAFETY: the `DotTile` contract: in bounds and written by this thread alone.
-                unsafe { *out.add(t * out_stride + r) = hsum(acc[t]) + m_sum };
-            }
-        }
-    }
+    acc
 }

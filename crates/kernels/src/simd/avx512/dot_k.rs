@@ -1,18 +1,23 @@
-//! AVX-512 integer dot tiles of the K-quants (Q2_K..Q6_K) against Q8_K activations.
+//! AVX-512 integer dots of the K-quants (Q2_K..Q6_K) against Q8_K activations, prepared by
+//! `prep` in the lane layout of `group` with 16-element groups in place of blocks: a
+//! super-block's sixteen groups of 16 fill the lanes of four vectors.
 //!
-//! A super-block's 256 levels are decoded once into four vectors of 64 unsigned bytes, with
-//! one vector of 16-bit group scales each; per token, `vpmaddubsw` forms pair sums of level *
-//! activation and `vpdpwssd` multiplies them by the group scale into exact i32 lanes. Formats
-//! whose levels are offset (Q3_K by 4, Q6_K by 32) take the offset back through the
-//! activations' group sums, in integers. Then, per token, lane `j` of an f32 accumulator gets
-//! `d_w * d_a * isum[j]` for each super-block in turn, the group mins (Q2_K, Q4_K, Q5_K) go to a
-//! scalar running total, and one fixed horizontal sum ends it: the same operations whatever
-//! the tile's token count.
+//! A super-block's 256 levels are decoded once per tile of tokens (see `Tiled`), in that
+//! layout, with each lane's group scale times `d` (exact: at most 19 significant bits) and,
+//! for the formats with mins, `dmin` times its min. Per token, four `vpdpbusd` leave each
+//! group's exact integer sum in its lane: formats whose levels are offset (Q3_K by 4, Q6_K by
+//! 32) start it from `-offset * bsum`, the activations' group sum. Then lane `l` of an f32
+//! accumulator gets `isum * (d * sc * d_a)`, the mins `-bsum * (dmin * m * d_a)`, super-block
+//! after super-block, and one fixed horizontal sum ends it: the same operations whatever the
+//! number of tokens or rows in the tile.
 
 use std::arch::x86_64::*;
+use std::marker::PhantomData;
 
-use super::util::{f16, hsum, hsum_epi32_256, load128, load256, load256_at, load512_at};
-use crate::quant::block::as_blocks;
+use super::group::{lane_order, transpose, K_LINES};
+use super::util::{dot_lines, f16, load128, load256, load256_at, load512_at, running, settle};
+use super::{Tiled, TILE};
+use crate::quant::block::{as_blocks, Block};
 use crate::quant::q2_k::BlockQ2K;
 use crate::quant::q3_k::BlockQ3K;
 use crate::quant::q4_k::BlockQ4K;
@@ -20,90 +25,194 @@ use crate::quant::q5_k::BlockQ5K;
 use crate::quant::q6_k::BlockQ6K;
 use crate::quant::q8_k::BlockQ8K;
 use crate::simd::kscales::{q3_k_stored, scale_min_k4};
-use crate::simd::{act_rows, Acts, DotTile};
+use crate::simd::{Acts, Line};
 
-/// The K-quants against Q8_K activations.
-pub(super) struct Q2K;
-pub(super) struct Q3K;
-pub(super) struct Q4K;
-pub(super) struct Q5K;
-pub(super) struct Q6K;
+/// The dots of a K-quant `B`.
+pub(super) struct DotK<B>(PhantomData<B>);
 
-/// A super-block decoded for the integer dot: 4 chunks of 64 levels (element order) and, per
-/// chunk, the 16-bit scale of each level pair's group.
+/// A super-block decoded for the integer dot, in the lane layout.
+#[derive(Clone, Copy)]
 struct Decoded {
+    /// Vector `k` lane `l`: levels `4k..4k+4` of lane `l`'s group.
     levels: [__m512i; 4],
-    scales: [__m512i; 4],
+    /// `d * sc` of each lane's group.
+    dsc: __m512,
+    /// `dmin * m` of each lane's group (zero for the formats without mins).
+    dmin_m: __m512,
 }
 
-/// `sum_chunks scale * (level * a)` over a super-block, in 16 exact i32 lanes.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-#[inline]
-fn int_dot(dec: &Decoded, a: &BlockQ8K) -> __m512i {
-    let mut isum = _mm512_setzero_si512();
-    for c in 0..4 {
-        let pairs = _mm512_maddubs_epi16(dec.levels[c], load512_at(&a.qs, 64 * c));
-        isum = _mm512_dpwssd_epi32(isum, pairs, dec.scales[c]);
+impl Decoded {
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+    #[inline]
+    fn empty() -> Decoded {
+        Decoded { levels: [_mm512_setzero_si512(); 4], dsc: _mm512_setzero_ps(), dmin_m: _mm512_setzero_ps() }
     }
-    isum
 }
 
-/// Per chunk `c` of 64 levels, the scale of each 16-bit pair lane for groups of 32 (Q4_K,
-/// Q5_K: chunk `c` holds groups 2c and 2c+1) from eight 16-bit scales in the low lanes.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-#[inline]
-fn scales_32(sc: __m128i) -> [__m512i; 4] {
-    let sc = _mm512_castsi128_si512(sc);
-    array_of!(4, _mm512_setzero_si512(), |c| {
-        let (g0, g1) = (2 * c as i16, 2 * c as i16 + 1);
-        _mm512_permutexvar_epi16(_mm512_inserti64x4::<1>(_mm512_set1_epi16(g0), _mm256_set1_epi16(g1)), sc)
-    })
+/// A K-quant's super-block as `Decoded`.
+trait KFormat: Block {
+    /// The offset of the stored levels, as a shift (Q3_K: 4, Q6_K: 32).
+    const OFFSET_SHIFT: Option<u32>;
+    /// Whether the format has group mins.
+    const HAS_MIN: bool;
+
+    /// # Safety
+    /// The CPU must have this level's features.
+    unsafe fn decode(&self) -> Decoded;
 }
 
-/// The same for groups of 16 (Q2_K, Q3_K, Q6_K: chunk `c` holds groups 4c..4c+4), from
-/// sixteen 16-bit scales.
+/// `scale * f` per lane from sixteen integer scales of 16-element groups (i32, group order).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
 #[inline]
-fn scales_16(sc: __m256i) -> [__m512i; 4] {
-    let sc = _mm512_castsi256_si512(sc);
-    array_of!(4, _mm512_setzero_si512(), |c| {
-        let g = 4 * c as i16;
-        let idx = _mm512_set_epi16(
-            g + 3,
-            g + 3,
-            g + 3,
-            g + 3,
-            g + 3,
-            g + 3,
-            g + 3,
-            g + 3,
-            g + 2,
-            g + 2,
-            g + 2,
-            g + 2,
-            g + 2,
-            g + 2,
-            g + 2,
-            g + 2,
-            g + 1,
-            g + 1,
-            g + 1,
-            g + 1,
-            g + 1,
-            g + 1,
-            g + 1,
-            g + 1,
-            g,
-            g,
-            g,
-            g,
-            g,
-            g,
-            g,
-            g,
-        );
-        _mm512_permutexvar_epi16(idx, sc)
-    })
+fn per_lane16(scales: __m512i, f: f32) -> __m512 {
+    _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_permutexvar_epi32(lane_order(), scales)), _mm512_set1_ps(f))
+}
+
+/// The same from eight scales of 32-element groups (bytes of a u64, group order): each serves
+/// two lanes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+#[inline]
+fn per_lane32(scales: u64, f: f32) -> __m512 {
+    let sc = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128(scales as i64));
+    let lanes = _mm512_permutexvar_epi32(_mm512_srli_epi32::<1>(lane_order()), sc);
+    _mm512_mul_ps(_mm512_cvtepi32_ps(lanes), _mm512_set1_ps(f))
+}
+
+impl KFormat for BlockQ4K {
+    const OFFSET_SHIFT: Option<u32> = None;
+    const HAS_MIN: bool = true;
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+    #[inline]
+    unsafe fn decode(&self) -> Decoded {
+        let (sc, m) = scale_min_k4(&self.scales);
+        Decoded { levels: transpose(nibble_levels(&self.qs)), dsc: per_lane32(sc, f16(self.d)), dmin_m: per_lane32(m, f16(self.dmin)) }
+    }
+}
+
+impl KFormat for BlockQ5K {
+    const OFFSET_SHIFT: Option<u32> = None;
+    const HAS_MIN: bool = true;
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+    #[inline]
+    unsafe fn decode(&self) -> Decoded {
+        let (sc, m) = scale_min_k4(&self.scales);
+        let mut levels = nibble_levels(&self.qs);
+        // The fifth bit of element i is bit i / 32 of qh[i % 32]: chunk c uses bits 2c, 2c+1.
+        let qh = _mm512_broadcast_i64x4(load256(&self.qh));
+        for (c, l) in levels.iter_mut().enumerate() {
+            let bits = _mm512_inserti64x4::<1>(_mm512_set1_epi8(1 << (2 * c)), _mm256_set1_epi8(1 << (2 * c + 1)));
+            *l = _mm512_mask_add_epi8(*l, _mm512_test_epi8_mask(qh, bits), *l, _mm512_set1_epi8(16));
+        }
+        Decoded { levels: transpose(levels), dsc: per_lane32(sc, f16(self.d)), dmin_m: per_lane32(m, f16(self.dmin)) }
+    }
+}
+
+impl KFormat for BlockQ6K {
+    const OFFSET_SHIFT: Option<u32> = Some(5);
+    const HAS_MIN: bool = false;
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+    #[inline]
+    unsafe fn decode(&self) -> Decoded {
+        let sc = _mm512_cvtepi8_epi32(load128(&self.scales));
+        Decoded { levels: transpose(q6_levels(self)), dsc: per_lane16(sc, f16(self.d)), dmin_m: _mm512_setzero_ps() }
+    }
+}
+
+/// Stored level = low bits + 4 * high bit (0..=7), the signed level plus 4.
+impl KFormat for BlockQ3K {
+    const OFFSET_SHIFT: Option<u32> = Some(2);
+    const HAS_MIN: bool = false;
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+    #[inline]
+    unsafe fn decode(&self) -> Decoded {
+        let mut levels = two_bit_levels(&self.qs);
+        // Element i's high bit is bit i / 32 of hmask[i % 32]: chunk c uses bits 2c and 2c + 1.
+        let hmask = _mm512_broadcast_i64x4(load256(&self.hmask));
+        for (c, l) in levels.iter_mut().enumerate() {
+            let bits = _mm512_inserti64x4::<1>(_mm512_set1_epi8(1 << (2 * c)), _mm256_set1_epi8(1 << (2 * c + 1)));
+            *l = _mm512_mask_add_epi8(*l, _mm512_test_epi8_mask(hmask, bits), *l, _mm512_set1_epi8(4));
+        }
+        Decoded { levels: transpose(levels), dsc: per_lane16(q3_scales(&self.scales), f16(self.d)), dmin_m: _mm512_setzero_ps() }
+    }
+}
+
+impl KFormat for BlockQ2K {
+    const OFFSET_SHIFT: Option<u32> = None;
+    const HAS_MIN: bool = true;
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+    #[inline]
+    unsafe fn decode(&self) -> Decoded {
+        // Each byte holds a group's scale (low nibble) and min (high nibble).
+        let packed = _mm512_cvtepu8_epi32(load128(&self.scales));
+        let (sc, m) = (_mm512_and_si512(packed, _mm512_set1_epi32(0x0f)), _mm512_srli_epi32::<4>(packed));
+        Decoded { levels: transpose(two_bit_levels(&self.qs)), dsc: per_lane16(sc, f16(self.d)), dmin_m: per_lane16(m, f16(self.dmin)) }
+    }
+}
+
+impl<B: KFormat> Tiled for DotK<B> {
+    const PAIRS_FROM: usize = 1;
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+    #[inline]
+    unsafe fn tile<const R: usize>(w_rows: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut f32, out_stride: usize) {
+        let n_blocks = row_bytes / size_of::<B>();
+        let n_tok = act.n();
+        assert!(n_tok <= TILE && act.prep_per_row() == n_blocks * K_LINES, "activations not prepared for {n_blocks} super-blocks");
+        let (mut a, mut prep): ([&[BlockQ8K]; TILE], _) = ([&[]; TILE], [std::ptr::null::<Line>(); TILE]);
+        for t in 0..n_tok {
+            a[t] = as_blocks(act.row(t));
+            assert_eq!(a[t].len(), n_blocks, "activation row {t} does not match the weight row");
+            prep[t] = act.row_prep(t).as_ptr();
+        }
+        let mut acc = [[_mm512_setzero_ps(); R]; TILE];
+        for (rb, w) in w_rows.chunks_exact(R * row_bytes).enumerate() {
+            let w: [&[B]; R] = array_of!(R, &[][..], |r| as_blocks(&w[r * row_bytes..(r + 1) * row_bytes]));
+            let out = out.wrapping_add(R * rb);
+            for b in 0..n_blocks {
+                // SAFETY: the features are present.
+                let dec: [Decoded; R] = array_of!(R, Decoded::empty(), |r| unsafe { w[r][b].decode() });
+                for t in 0..n_tok {
+                    // SAFETY: super-block b's lines lie inside the token's prepared row (asserted
+                    // length); `out` is the caller's promise.
+                    unsafe {
+                        let v = step::<B, R>(&dec, a[t][b].d(), prep[t].add(b * K_LINES), running(&acc[t], b == 0));
+                        settle(v, &mut acc[t], b + 1 == n_blocks, out.wrapping_add(t * out_stride));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One token's update of its sums for `R` rows with one super-block each, whose prepared
+/// lines start at `p` and whose activation scale is `dy`.
+///
+/// # Safety
+/// `p` must point at `K_LINES` prepared lines.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+#[inline]
+unsafe fn step<B: KFormat, const R: usize>(dec: &[Decoded; R], dy: f32, p: *const Line, mut acc: [__m512; R]) -> [__m512; R] {
+    // SAFETY (both): lines 0..K_LINES are readable, and a `Line` is 64 bytes aligned to 64.
+    let neg_bsums = unsafe { _mm512_load_si512(p.add(4).cast()) };
+    let start = match B::OFFSET_SHIFT {
+        Some(shift) => _mm512_sll_epi32(neg_bsums, _mm_cvtsi32_si128(shift as i32)),
+        None => _mm512_setzero_si512(),
+    };
+    let isum = unsafe { dot_lines(array_of!(R, &dec[0].levels, |r| &dec[r].levels), start, p) };
+    let dy = _mm512_set1_ps(dy);
+    let mins = _mm512_cvtepi32_ps(neg_bsums);
+    for r in 0..R {
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), _mm512_mul_ps(dec[r].dsc, dy), acc[r]);
+        if B::HAS_MIN {
+            acc[r] = _mm512_fmadd_ps(mins, _mm512_mul_ps(dec[r].dmin_m, dy), acc[r]);
+        }
+    }
+    acc
 }
 
 /// The 2-bit fields of Q2_K and Q3_K: chunk `c` (elements 64c..64c+64) is half `c / 2`'s 32
@@ -119,58 +228,6 @@ fn two_bit_levels(qs: &[u8; 64]) -> [__m512i; 4] {
     })
 }
 
-/// Q4_K and Q5_K: the eight mins, each repeated for its two 16-element group sums, as i16.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-#[inline]
-fn mins_per_group16(m: u64) -> __m256i {
-    let m = _mm_cvtsi64_si128(m as i64);
-    _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m))
-}
-
-/// `sum_g mins[g] * bsums[g]` over the 16 group sums of an activation block (exact).
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-#[inline]
-fn group_sum_dot(a: &BlockQ8K, per_group: __m256i) -> i32 {
-    let bsums = load256(&a.bsums);
-    hsum_epi32_256(_mm256_madd_epi16(bsums, per_group))
-}
-
-impl DotTile for Q4K {
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-    #[inline]
-    unsafe fn tile<const T: usize>(w_rows: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut f32, out_stride: usize) {
-        let n_blocks = row_bytes / std::mem::size_of::<BlockQ4K>();
-        let a: [&[BlockQ8K]; T] = act_rows(act, n_blocks);
-        for (r, w) in w_rows.chunks_exact(row_bytes).enumerate() {
-            let w: &[BlockQ4K] = as_blocks(w);
-            let mut res = [0.0f32; T];
-            let (mut acc, mut acc_min) = ([_mm512_setzero_ps(); T], [0.0f32; T]);
-            for (b, x) in w.iter().enumerate() {
-                let (sc, m) = scale_min_k4(&x.scales);
-                let dec = Decoded {
-                    levels: nibble_levels(&x.qs),
-                    scales: scales_32(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc as i64))),
-                };
-                let mins = mins_per_group16(m);
-                let (d, dmin) = (f16(x.d), f16(x.dmin));
-                for t in 0..T {
-                    let y = &a[t][b];
-                    let isum = int_dot(&dec, y);
-                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d * y.d()), acc[t]);
-                    acc_min[t] -= dmin * y.d() * group_sum_dot(y, mins) as f32;
-                }
-            }
-            for t in 0..T {
-                res[t] = acc_min[t] + hsum(acc[t]);
-            }
-            for (t, v) in res.into_iter().enumerate() {
-                // SAFETY: the `DotTile` contract: in bounds and written by this thread alone.
-                unsafe { *out.add(t * out_stride + r) = v };
-            }
-        }
-    }
-}
-
 /// Q4_K/Q5_K low nibbles: 32-byte chunk `c` holds group 2c in its low nibbles and group 2c+1
 /// in its high ones, which is element order 64c..64c+64.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
@@ -181,85 +238,6 @@ fn nibble_levels(qs: &[u8; 128]) -> [__m512i; 4] {
         let q = _mm512_srlv_epi64(q, _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0));
         _mm512_and_si512(q, _mm512_set1_epi8(0x0f))
     })
-}
-
-impl DotTile for Q5K {
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-    #[inline]
-    unsafe fn tile<const T: usize>(w_rows: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut f32, out_stride: usize) {
-        let n_blocks = row_bytes / std::mem::size_of::<BlockQ5K>();
-        let a: [&[BlockQ8K]; T] = act_rows(act, n_blocks);
-        for (r, w) in w_rows.chunks_exact(row_bytes).enumerate() {
-            let w: &[BlockQ5K] = as_blocks(w);
-            let mut res = [0.0f32; T];
-            let (mut acc, mut acc_min) = ([_mm512_setzero_ps(); T], [0.0f32; T]);
-            for (b, x) in w.iter().enumerate() {
-                let (sc, m) = scale_min_k4(&x.scales);
-                let mut levels = nibble_levels(&x.qs);
-                // The fifth bit of element i is bit i / 32 of qh[i % 32]: chunk c uses bits 2c, 2c+1.
-                let qh = _mm512_broadcast_i64x4(load256(&x.qh));
-                for (c, l) in levels.iter_mut().enumerate() {
-                    let bits = _mm512_inserti64x4::<1>(_mm512_set1_epi8(1 << (2 * c)), _mm256_set1_epi8(1 << (2 * c + 1)));
-                    *l = _mm512_mask_add_epi8(*l, _mm512_test_epi8_mask(qh, bits), *l, _mm512_set1_epi8(16));
-                }
-                let dec = Decoded {
-                    levels,
-                    scales: scales_32(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc as i64))),
-                };
-                let mins = mins_per_group16(m);
-                let (d, dmin) = (f16(x.d), f16(x.dmin));
-                for t in 0..T {
-                    let y = &a[t][b];
-                    let isum = int_dot(&dec, y);
-                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d * y.d()), acc[t]);
-                    acc_min[t] -= dmin * y.d() * group_sum_dot(y, mins) as f32;
-                }
-            }
-            for t in 0..T {
-                res[t] = acc_min[t] + hsum(acc[t]);
-            }
-            for (t, v) in res.into_iter().enumerate() {
-                // SAFETY: the `DotTile` contract: in bounds and written by this thread alone.
-                unsafe { *out.add(t * out_stride + r) = v };
-            }
-        }
-    }
-}
-
-impl DotTile for Q6K {
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-    #[inline]
-    unsafe fn tile<const T: usize>(w_rows: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut f32, out_stride: usize) {
-        let n_blocks = row_bytes / std::mem::size_of::<BlockQ6K>();
-        let a: [&[BlockQ8K]; T] = act_rows(act, n_blocks);
-        for (r, w) in w_rows.chunks_exact(row_bytes).enumerate() {
-            let w: &[BlockQ6K] = as_blocks(w);
-            let mut res = [0.0f32; T];
-            let mut acc = [_mm512_setzero_ps(); T];
-            for (b, x) in w.iter().enumerate() {
-                let sc16 = _mm256_cvtepi8_epi16(load128(&x.scales));
-                let dec = Decoded {
-                    levels: q6_levels(x),
-                    scales: scales_16(sc16),
-                };
-                let d = f16(x.d);
-                for t in 0..T {
-                    let y = &a[t][b];
-                    // Levels are stored +32: take 32 * sum_g sc[g] * bsum[g] back.
-                    let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(load256(&y.bsums), sc16));
-                    let isum = _mm512_sub_epi32(int_dot(&dec, y), _mm512_zextsi256_si512(offset));
-                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d * y.d()), acc[t]);
-                }
-            }
-            for t in 0..T {
-                res[t] = hsum(acc[t]);
-            }
-            for (t, v) in res.into_iter().enumerate() {
-                // SAFETY: the `DotTile` contract: in bounds and written by this thread alone.
-                unsafe { *out.add(t * out_stride + r) = v };
-            }
-        }
-    }
 }
 
 /// Q6_K's 256 levels as stored (0..=63, the signed level plus 32), in element order. Half h:
@@ -281,88 +259,11 @@ pub(super) fn q6_levels(x: &BlockQ6K) -> [__m512i; 4] {
     levels
 }
 
-/// Q3_K's sixteen signed 6-bit scales, as i16.
+/// Q3_K's sixteen signed 6-bit scales, as i32.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
 #[inline]
-fn q3_scales(scales: &[u8; 12]) -> __m256i {
+fn q3_scales(scales: &[u8; 12]) -> __m512i {
     let [w0, w1, w2, w3] = q3_k_stored(scales);
     let stored = _mm_set_epi32(w3 as i32, w2 as i32, w1 as i32, w0 as i32);
-    _mm256_cvtepi8_epi16(_mm_sub_epi8(stored, _mm_set1_epi8(32)))
-}
-
-impl DotTile for Q3K {
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-    #[inline]
-    unsafe fn tile<const T: usize>(w_rows: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut f32, out_stride: usize) {
-        let n_blocks = row_bytes / std::mem::size_of::<BlockQ3K>();
-        let a: [&[BlockQ8K]; T] = act_rows(act, n_blocks);
-        for (r, w) in w_rows.chunks_exact(row_bytes).enumerate() {
-            let w: &[BlockQ3K] = as_blocks(w);
-            let mut res = [0.0f32; T];
-            let mut acc = [_mm512_setzero_ps(); T];
-            for (b, x) in w.iter().enumerate() {
-                let sc16 = q3_scales(&x.scales);
-                let mut levels = two_bit_levels(&x.qs);
-                // Stored level = low bits + 4 * high bit (0..=7), the signed level minus 4. Element i's
-                // high bit is bit i / 32 of hmask[i % 32]: chunk c uses bits 2c and 2c + 1.
-                let hmask = _mm512_broadcast_i64x4(load256(&x.hmask));
-                for (c, l) in levels.iter_mut().enumerate() {
-                    let bits = _mm512_inserti64x4::<1>(_mm512_set1_epi8(1 << (2 * c)), _mm256_set1_epi8(1 << (2 * c + 1)));
-                    *l = _mm512_mask_add_epi8(*l, _mm512_test_epi8_mask(hmask, bits), *l, _mm512_set1_epi8(4));
-                }
-                let dec = Decoded { levels, scales: scales_16(sc16) };
-                let d = f16(x.d);
-                for t in 0..T {
-                    let y = &a[t][b];
-                    let offset = _mm256_slli_epi32::<2>(_mm256_madd_epi16(load256(&y.bsums), sc16));
-                    let isum = _mm512_sub_epi32(int_dot(&dec, y), _mm512_zextsi256_si512(offset));
-                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d * y.d()), acc[t]);
-                }
-            }
-            for t in 0..T {
-                res[t] = hsum(acc[t]);
-            }
-            for (t, v) in res.into_iter().enumerate() {
-                // SAFETY: the `DotTile` contract: in bounds and written by this thread alone.
-                unsafe { *out.add(t * out_stride + r) = v };
-            }
-        }
-    }
-}
-
-impl DotTile for Q2K {
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-    #[inline]
-    unsafe fn tile<const T: usize>(w_rows: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut f32, out_stride: usize) {
-        let n_blocks = row_bytes / std::mem::size_of::<BlockQ2K>();
-        let a: [&[BlockQ8K]; T] = act_rows(act, n_blocks);
-        for (r, w) in w_rows.chunks_exact(row_bytes).enumerate() {
-            let w: &[BlockQ2K] = as_blocks(w);
-            let mut res = [0.0f32; T];
-            let (mut acc, mut acc_min) = ([_mm512_setzero_ps(); T], [0.0f32; T]);
-            for (b, x) in w.iter().enumerate() {
-                let packed = load128(&x.scales);
-                let sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(packed, _mm_set1_epi8(0x0f)));
-                let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(packed), _mm_set1_epi8(0x0f)));
-                let dec = Decoded {
-                    levels: two_bit_levels(&x.qs),
-                    scales: scales_16(sc16),
-                };
-                let (d, dmin) = (f16(x.d), f16(x.dmin));
-                for t in 0..T {
-                    let y = &a[t][b];
-                    let isum = int_dot(&dec, y);
-                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d * y.d()), acc[t]);
-                    acc_min[t] -= dmin * y.d() * group_sum_dot(y, mins) as f32;
-                }
-            }
-            for t in 0..T {
-                res[t] = acc_min[t] + hsum(acc[t]);
-            }
-            for (t, v) in res.into_iter().enumerate() {
-                // SAFETY: the `DotTile` contract: in bounds and written by this thread alone.
-                unsafe { *out.add(t * out_stride + r) = v };
-            }
-        }
-    }
+    _mm512_cvtepi8_epi32(_mm_sub_epi8(stored, _mm_set1_epi8(32)))
 }

@@ -1,7 +1,10 @@
 //! Small AVX-512 helpers the kernels share: fixed-order horizontal sums (a fixed order is what
-//! keeps results independent of the batch), f16 scale conversion, unaligned field reads.
+//! keeps results independent of the batch), the integer sums and running float sums of the
+//! tiled integer dots, f16 scale conversion, unaligned field reads.
 
 use std::arch::x86_64::*;
+
+use crate::simd::Line;
 
 /// Sum of the 16 lanes, always in the same tree: halves, then quarters, then pairs.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
@@ -14,14 +17,55 @@ pub fn hsum(v: __m512) -> f32 {
     _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)))
 }
 
-/// Sum of the 8 lanes of a vector of i32 (exact, so the order does not matter).
+/// For each of `R` rows, `start` plus the dots of `levels[r][k]` (unsigned bytes) with line `k`
+/// at `p` (signed bytes) over `k`, four products to an exact i32 lane (`vpdpbusd`). One row
+/// alone gets two chains, which halves their latency; the split cannot change an integer sum.
+///
+/// # Safety
+/// `p` must point at `K` lines.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
 #[inline]
-pub fn hsum_epi32_256(v: __m256i) -> i32 {
-    let x = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
-    let x = _mm_add_epi32(x, _mm_unpackhi_epi64(x, x));
-    let x = _mm_add_epi32(x, _mm_shuffle_epi32::<0b01>(x));
-    _mm_cvtsi128_si32(x)
+pub unsafe fn dot_lines<const K: usize, const R: usize>(levels: [&[__m512i; K]; R], start: __m512i, p: *const Line) -> [__m512i; R] {
+    let mut isum = [[start, _mm512_setzero_si512()]; R];
+    for k in 0..K {
+        // SAFETY: the caller's promise; a `Line` is 64 bytes aligned to 64.
+        let a = unsafe { _mm512_load_si512(p.add(k).cast()) };
+        for (sums, levels) in isum.iter_mut().zip(levels) {
+            let c = if R == 1 { k % 2 } else { 0 };
+            sums[c] = _mm512_dpbusd_epi32(sums[c], levels[k], a);
+        }
+    }
+    array_of!(R, _mm512_setzero_si512(), |r| if R == 1 && K > 1 { _mm512_add_epi32(isum[r][0], isum[r][1]) } else { isum[r][0] })
+}
+
+/// A token's running sums for `R` rows before one unit of those rows (a group, a super-block):
+/// zero before the first.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+#[inline]
+pub fn running<const R: usize>(acc: &[__m512; R], first: bool) -> [__m512; R] {
+    if first {
+        [_mm512_setzero_ps(); R]
+    } else {
+        *acc
+    }
+}
+
+/// Settles a token's sums `v` for `R` rows after a unit: after the last one, each row's
+/// horizontal sum goes to `out[r]`; before it, they wait in `acc`.
+///
+/// # Safety
+/// On the last unit, `out` must be valid for `R` writes that no other thread touches.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+#[inline]
+pub unsafe fn settle<const R: usize>(v: [__m512; R], acc: &mut [__m512; R], last: bool, out: *mut f32) {
+    if last {
+        for (r, v) in v.into_iter().enumerate() {
+            // SAFETY: the caller's promise.
+            unsafe { *out.add(r) = hsum(v) };
+        }
+    } else {
+        *acc = v;
+    }
 }
 
 /// An f16 scale field as f32 (exact).
