@@ -440,7 +440,7 @@ impl Engine {
             return;
         }
 
-        // The batch: each chunk at the precision its tokens call for (prompt: Exact, generated:
+        // The batch: each chunk at the precision its tokens call for (prompt: Bf16, generated:
         // Int8). Logits only for chunks that reach the sequence's last known token.
         let mut chunks = Vec::with_capacity(work.len());
         let mut samples = Vec::new();
@@ -450,7 +450,7 @@ impl Engine {
             let ends = start + n == seq.tokens.len();
             // Tokens at or past the prompt's end were generated; a preempted sequence recomputes
             // its generated tokens as a prompt.
-            let precision = if start >= seq.n_prompt && seq.registered { Precision::Int8 } else { Precision::Exact };
+            let precision = if start >= seq.n_prompt && seq.registered { Precision::Int8 } else { Precision::Bf16 };
             chunks.push(SeqChunk { blocks: &seq.blocks, start_pos: start, tokens: &seq.tokens[start..start + n], logits: if ends { Logits::Last } else { Logits::None }, precision });
             if ends {
                 samples.push(id);

@@ -71,10 +71,11 @@ impl<'m> Session<'m> {
 
     /// Appends prompt `tokens` to the context, running them through the model in batches, and
     /// returns the logits `want` asks for, one row of n_vocab per wanted position. Prompts get
-    /// exact (f32) matrix products: reading a prompt is compute-bound and batched, so accuracy
-    /// is cheap there.
+    /// bf16 matrix products (f32 where the CPU has no bf16 dots): reading a prompt is
+    /// compute-bound, and bf16 keeps the logits far closer to the float64 reference than 8-bit
+    /// activations do (see ARCHITECTURE.md).
     pub fn eval(&mut self, tokens: &[u32], want: Logits) -> Result<&[f32]> {
-        self.run(tokens, want, Precision::Exact)
+        self.run(tokens, want, Precision::Bf16)
     }
 
     /// Appends one generated token and returns the next-token logits. Generation is bound by

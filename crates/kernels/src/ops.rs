@@ -78,14 +78,17 @@ impl SoftmaxState {
     pub const EMPTY: SoftmaxState = SoftmaxState { max: f32::NEG_INFINITY, sum: 0.0 };
 }
 
-/// One block of attention for one query head, folded into an online softmax: scores
-/// `q · k_j * scale` for the first `n` of `ATTN_BLOCK` keys, then `out` (head_dim, starting at
-/// zeros) and `state` rescaled and accumulated with `softmax weight * v_j`. Keys come
-/// transposed, `keys_t` (head_dim, ATTN_BLOCK), so the scores of a block are one vector
-/// multiply-add per dimension; `values` is (ATTN_BLOCK, head_dim). After the last block,
-/// divide `out` by `state.sum`.
-pub fn attend_block(q: &[f32], keys_t: &[f32], values: &[f32], n: usize, scale: f32, state: &mut SoftmaxState, out: &mut [f32]) {
-    simd::best().attend_block(q, keys_t, values, n, scale, state, out);
+/// One block of attention for query heads that share its keys, each folded into its own
+/// online softmax. Query `i` is row `i` of `q` (head_dim each): its scores `q_i · k_j * scale`
+/// for the first `n[i]` of `ATTN_BLOCK` keys, then row `i` of `out` (starting at zeros) and
+/// `states[i]` rescaled and accumulated with `softmax weight * v_j`. Keys come transposed,
+/// `keys_t` (head_dim, ATTN_BLOCK), so the scores of a block are one vector multiply-add per
+/// dimension; `values` is (ATTN_BLOCK, head_dim). After the last block, divide each row of
+/// `out` by its `state.sum`. Taking several queries at once lets a level read each key and
+/// value once for all of them; a query's result never depends on the others.
+#[allow(clippy::too_many_arguments)]
+pub fn attend_block(q: &[f32], n: &[usize], keys_t: &[f32], values: &[f32], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
+    simd::best().attend_block(q, n, keys_t, values, scale, states, out);
 }
 
 /// Natural log of the softmax of `logits` at `idx`, computed stably in f64.

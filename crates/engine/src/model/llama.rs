@@ -51,7 +51,7 @@ pub struct SeqChunk<'a> {
     pub start_pos: usize,
     pub tokens: &'a [u32],
     pub logits: Logits,
-    /// How this chunk's matrix products are computed (prompt: Exact, generated: Int8). A
+    /// How this chunk's matrix products are computed (prompt: Bf16, generated: Int8). A
     /// token's results depend only on this, never on the other chunks of the batch.
     pub precision: Precision,
 }
@@ -73,6 +73,8 @@ pub struct ForwardScratch {
     sin: Vec<f32>,     // (n_tok, n_rot / 2)
     tok_seq: Vec<u32>, // (n_tok) index of each token's chunk in the batch
     tok_pos: Vec<u32>, // (n_tok) position of each token
+    groups: Vec<u32>,  // first token of each attention group, then n_tok (see `attention`)
+    att_io: Vec<f32>,  // per thread: one attention task's queries, then its outputs
     sel: Vec<f32>,     // (n_out, d_model) final-normed rows that want logits
     sel_runs: Vec<PrecisionRun>, // precision runs over the rows of `sel`
     runs: Vec<PrecisionRun>,     // precision runs over the batch's tokens
@@ -242,32 +244,80 @@ impl Llama {
 
     /// Causal attention of every (token, head) over its sequence's cached positions, with an
     /// online softmax over blocks so no score matrix is ever materialised.
+    /// Causal attention of every token over its sequence's cache. Each task is one KV head's
+    /// query heads for a few consecutive tokens of one sequence (`MAX_QUERIES` queries at most),
+    /// gathered into a contiguous buffer; it walks the cache block by block, each block serving
+    /// all the task's queries that see it in one `attend_block`: keys and values come from L2
+    /// once for all of them, not once per query, which made attention a third of a prompt's
+    /// time. Every query still sees the same blocks in the same order through the same
+    /// operations, so its result does not depend on its task.
     fn attention(&self, pool: &ThreadPool, kv: &KvCache, layer: usize, batch: &[SeqChunk<'_>], s: &mut ForwardScratch, n_tok: usize) {
+        const MAX_QUERIES: usize = 32;
         let cfg = &self.cfg;
-        let (hd, n_heads, q_dim) = (cfg.head_dim, cfg.n_heads, cfg.q_dim());
+        let (hd, q_dim) = (cfg.head_dim, cfg.q_dim());
         let group = cfg.n_heads / cfg.n_kv_heads;
         let scale = 1.0 / (hd as f32).sqrt();
-        let (q, tok_seq, tok_pos) = (&s.q, &s.tok_seq, &s.tok_pos);
+        // A task: some tokens and some of one KV head's query heads (all of them unless there
+        // are more than MAX_QUERIES).
+        let heads_per_task = group.min(MAX_QUERIES);
+        let head_parts = group.div_ceil(heads_per_task);
+        let tokens_per_task = MAX_QUERIES / heads_per_task;
+        s.groups.clear();
+        for i in 0..n_tok {
+            let first = s.groups.last().map(|&g| g as usize);
+            if first.is_none_or(|g| i - g == tokens_per_task || s.tok_seq[g] != s.tok_seq[i]) {
+                s.groups.push(i as u32);
+            }
+        }
+        s.groups.push(n_tok as u32);
+        let per_thread = 2 * MAX_QUERIES * hd;
+        if s.att_io.len() < pool.n_threads() * per_thread {
+            s.att_io.resize(pool.n_threads() * per_thread, 0.0);
+        }
+        let (q, tok_seq, tok_pos, groups) = (&s.q, &s.tok_seq, &s.tok_pos, &s.groups);
+        let n_tasks = (groups.len() - 1) * cfg.n_kv_heads * head_parts;
         let att = SharedSlice::new(&mut s.att[..n_tok * q_dim]);
+        let io = SharedSlice::new(&mut s.att_io[..]);
         pool.run(&|t, n_threads| {
+            let mut states = [SoftmaxState::EMPTY; MAX_QUERIES];
+            let mut n = [0usize; MAX_QUERIES];
+            // SAFETY: thread t alone uses its part of `att_io`.
+            let (queries, outs) = unsafe { io.range_mut(t * per_thread, per_thread) }.split_at_mut(MAX_QUERIES * hd);
             // Strided, not contiguous: with the causal mask later tokens cost more, and
             // contiguous ranges left one thread with ~3x the other's work on a long prompt.
-            for work in (t..n_tok * n_heads).step_by(n_threads) {
-                let (i, h) = (work / n_heads, work % n_heads);
-                let q_h = &q[i * q_dim + h * hd..i * q_dim + (h + 1) * hd];
-                // SAFETY: each (token, head) output slice is written by exactly one thread.
-                let out = unsafe { att.range_mut(i * q_dim + h * hd, hd) };
-                out.fill(0.0);
-                let n_ctx = tok_pos[i] as usize + 1;
-                let blocks = batch[tok_seq[i] as usize].blocks;
-                let mut state = SoftmaxState::EMPTY;
-                for (b, &block) in blocks[..n_ctx.div_ceil(BLOCK_SIZE)].iter().enumerate() {
-                    let n = (n_ctx - b * BLOCK_SIZE).min(BLOCK_SIZE);
-                    let (keys_t, values) = kv.block(layer, block, h / group);
-                    attend_block(q_h, keys_t, values, n, scale, &mut state, out);
+            for task in (t..n_tasks).step_by(n_threads) {
+                let (g, part) = (task / (cfg.n_kv_heads * head_parts), task % (cfg.n_kv_heads * head_parts));
+                let kv_head = part / head_parts;
+                let tokens = groups[g] as usize..groups[g + 1] as usize;
+                let first_head = kv_head * group + part % head_parts * heads_per_task;
+                let heads = first_head..(first_head + heads_per_task).min((kv_head + 1) * group);
+                // Query j of the task is token tokens.start + j / heads.len(), head
+                // heads.start + j % heads.len(): in token order, so in order of context too.
+                let n_q = tokens.len() * heads.len();
+                let at = |j: usize| (tokens.start + j / heads.len()) * q_dim + (heads.start + j % heads.len()) * hd;
+                for j in 0..n_q {
+                    queries[j * hd..(j + 1) * hd].copy_from_slice(&q[at(j)..at(j) + hd]);
                 }
-                let inv = 1.0 / state.sum;
-                out.iter_mut().for_each(|o| *o *= inv);
+                outs[..n_q * hd].fill(0.0);
+                states[..n_q].fill(SoftmaxState::EMPTY);
+                let n_ctx = |j: usize| tok_pos[tokens.start + j / heads.len()] as usize + 1;
+                let blocks = batch[tok_seq[tokens.start] as usize].blocks;
+                for (b, &block) in blocks[..n_ctx(n_q - 1).div_ceil(BLOCK_SIZE)].iter().enumerate() {
+                    let first = (0..n_q).position(|j| n_ctx(j) > b * BLOCK_SIZE).expect("the last query sees every block");
+                    for (j, n) in n.iter_mut().enumerate().take(n_q).skip(first) {
+                        *n = (n_ctx(j) - b * BLOCK_SIZE).min(BLOCK_SIZE);
+                    }
+                    let (keys_t, values) = kv.block(layer, block, kv_head);
+                    attend_block(&queries[first * hd..n_q * hd], &n[first..n_q], keys_t, values, scale, &mut states[first..n_q], &mut outs[first * hd..n_q * hd]);
+                }
+                for (j, state) in states[..n_q].iter().enumerate() {
+                    let inv = 1.0 / state.sum;
+                    // SAFETY: each (token, head) output slice belongs to exactly one task.
+                    let dst = unsafe { att.range_mut(at(j), hd) };
+                    for (d, &o) in dst.iter_mut().zip(&outs[j * hd..(j + 1) * hd]) {
+                        *d = o * inv;
+                    }
+                }
             }
         });
     }

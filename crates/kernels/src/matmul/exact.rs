@@ -1,13 +1,15 @@
-//! `Precision::Exact`: f32 activations against dequantized weights.
+//! `Precision::Exact` and `Precision::Bf16`: f32 activations against dequantized weights, in f32
+//! or, where the level has a bf16 GEMM, both rounded to bf16 (Bf16 without one is Exact).
 //!
 //! With a SIMD level this is a cache-tiled GEMM. The activations are packed once per call,
-//! token-interleaved in tiles of `nr` tokens. Each thread owns a contiguous share of the weight
-//! rows and walks k in blocks of `KC`: for each panel of `mr` rows it dequantizes the block
-//! into a (KC, mr) f32 panel (32 KiB for mr = 32, so it stays in L1/L2 while every token tile
-//! passes over it), then runs the register-blocked microkernel over all token tiles. Every
-//! output is one chain of fused multiply-adds over k in order, started from zero in the first
-//! k block and continued from the stored partial sum in the next, so its value depends neither
-//! on the tile it falls in nor on the number of tokens or threads.
+//! token-interleaved in tiles of `nr` tokens, in the GEMM's units (an f32, or a pair of bf16).
+//! Each thread owns a contiguous share of the weight rows and walks k in blocks of `KC`: for
+//! each panel of `mr` rows it dequantizes the block and packs it into a (KC, mr) panel (32 KiB
+//! of f32 for mr = 32, so it stays in L1/L2 while every token tile passes over it), then runs
+//! the register-blocked microkernel over all token tiles. Every output is one chain of
+//! multiply-adds over k in order, started from zero in the first k block and continued from the
+//! stored partial sum in the next, so its value depends neither on the tile it falls in nor on
+//! the number of tokens or threads.
 //!
 //! The scalar level keeps the reference: one dequantized row at a time, dotted with each token.
 
@@ -19,8 +21,9 @@ use crate::simd::{Gemm, Kernels};
 /// weights and a tile of activations stay in cache.
 const KC: usize = 256;
 
-pub(super) fn matmul(k: &Kernels, pool: &ThreadPool, w: MatRef<'_>, x: &[f32], n: usize, out: &mut [f32], scratch: &mut MatmulScratch) {
-    match k.gemm() {
+#[allow(clippy::too_many_arguments)]
+pub(super) fn matmul(k: &Kernels, pool: &ThreadPool, w: MatRef<'_>, x: &[f32], n: usize, out: &mut [f32], scratch: &mut MatmulScratch, bf16: bool) {
+    match k.gemm_bf16().filter(|_| bf16).or(k.gemm()) {
         Some(gemm) => tiled(k, gemm, pool, w, x, n, out, scratch),
         None => row_by_row(k, pool, w, x, n, out, scratch),
     }
@@ -47,18 +50,20 @@ fn row_by_row(k: &Kernels, pool: &ThreadPool, w: MatRef<'_>, x: &[f32], n: usize
 
 #[allow(clippy::too_many_arguments)]
 fn tiled(k: &Kernels, gemm: &Gemm, pool: &ThreadPool, w: MatRef<'_>, x: &[f32], n: usize, out: &mut [f32], scratch: &mut MatmulScratch) {
-    let (mr, nr, cols) = (gemm.mr, gemm.nr, w.cols);
+    let (mr, nr, cols, kpu) = (gemm.mr, gemm.nr, w.cols, gemm.k_per_unit);
     let n_tiles = n.div_ceil(nr);
+    // Units per row, and per (full) k block.
+    let (units, kc_units) = (cols.div_ceil(kpu), KC / kpu);
 
-    // (n_tiles, cols, nr): token j of tile t at lane j of each k step (zeros past the last
+    // (n_tiles, units, nr): token j of tile t at lane j of each unit step (zeros past the last
     // token, which no kernel reads).
-    let packed = aligned(&mut scratch.packed, n_tiles * cols * nr);
+    let packed = aligned(&mut scratch.packed, n_tiles * units * nr);
     let pack = |tile: usize, dst: &mut [f32]| {
         let n_tok = nr.min(n - tile * nr);
         let src = &x[tile * nr * cols..(tile * nr + n_tok) * cols];
-        assert!(dst.len() >= cols * nr && n_tok <= gemm.lanes && nr <= gemm.lanes);
+        assert!(dst.len() >= units * nr && n_tok <= gemm.lanes && nr <= gemm.lanes);
         // SAFETY: the level's features are present (a `Gemm` comes only from the `Kernels` of a
-        // supported level); `src` holds n_tok rows of `cols`, `dst` cols rows of nr.
+        // supported level); `src` holds n_tok rows of `cols`, `dst` `units` rows of nr.
         unsafe { (gemm.transpose)(src.as_ptr(), cols, n_tok, cols, dst.as_mut_ptr(), nr, nr) };
     };
     if n_tiles == 1 {
@@ -68,16 +73,16 @@ fn tiled(k: &Kernels, gemm: &Gemm, pool: &ThreadPool, w: MatRef<'_>, x: &[f32], 
         pool.run(&|t, n_threads| {
             for tile in share(n_tiles, t, n_threads, 1) {
                 // SAFETY: each thread writes only the tiles of its own share.
-                pack(tile, unsafe { shared.range_mut(tile * cols * nr, cols * nr) });
+                pack(tile, unsafe { shared.range_mut(tile * units * nr, units * nr) });
             }
         });
     }
     let packed: &[f32] = packed;
 
-    // Per thread: a (KC, mr) panel, then the (mr, KC) rows it is transposed from; a multiple of
-    // 16 floats keeps every panel 64-byte aligned.
-    assert!(mr % gemm.lanes == 0, "a panel is a whole number of transposes");
-    let per_thread = (2 * KC * mr).next_multiple_of(16);
+    // Per thread: a (kc_units, mr) panel, then the (mr, KC) rows it is packed from; a multiple
+    // of 16 floats keeps every panel 64-byte aligned.
+    assert!(mr % gemm.lanes == 0 && KC.is_multiple_of(kpu), "a panel is a whole number of transposes");
+    let per_thread = (kc_units * mr + KC * mr).next_multiple_of(16);
     let panels = SharedSlice::new(aligned(&mut scratch.panels, pool.n_threads() * per_thread));
     let out = SharedSlice::new(out);
     let (block_len, block_bytes) = (w.dtype.block_len(), w.dtype.block_bytes());
@@ -87,7 +92,7 @@ fn tiled(k: &Kernels, gemm: &Gemm, pool: &ThreadPool, w: MatRef<'_>, x: &[f32], 
             return;
         }
         // SAFETY: thread t alone uses panel t.
-        let (panel, row_buf) = unsafe { panels.range_mut(t * per_thread, per_thread) }.split_at_mut(KC * mr);
+        let (panel, row_buf) = unsafe { panels.range_mut(t * per_thread, per_thread) }.split_at_mut(kc_units * mr);
         for k0 in (0..cols).step_by(KC) {
             let kc = KC.min(cols - k0);
             let bytes = k0 / block_len * block_bytes..(k0 + kc) / block_len * block_bytes;
@@ -100,19 +105,20 @@ fn tiled(k: &Kernels, gemm: &Gemm, pool: &ThreadPool, w: MatRef<'_>, x: &[f32], 
                     // Rows past n_rows come out as zeros: never stored, but finite.
                     let n_src = n_rows.saturating_sub(g).min(gemm.lanes);
                     // SAFETY: supported level (as above); `row_buf` holds n_src rows of kc floats
-                    // KC apart from row g, and the panel kc rows of mr floats.
+                    // KC apart from row g, and the panel kc.div_ceil(kpu) rows of mr units.
                     unsafe { (gemm.transpose)(row_buf[g * KC..].as_ptr(), KC, n_src, kc, panel[g..].as_mut_ptr(), mr, gemm.lanes) };
                 }
                 for tile in 0..n_tiles {
                     let n_tok = nr.min(n - tile * nr);
-                    let xp = &packed[(tile * cols + k0) * nr..][..kc * nr];
+                    let kc_u = kc.div_ceil(kpu);
+                    let xp = &packed[(tile * units + k0 / kpu) * nr..][..kc_u * nr];
                     let c_start = tile * nr * w.rows + p0;
                     assert!(c_start + (n_tok - 1) * w.rows + n_rows <= n * w.rows);
                     // SAFETY: the level's features are present (a `Gemm` comes only from the
-                    // `Kernels` of a supported level); the panel holds kc * mr floats, `xp`
-                    // kc * nr; output rows p0..p0 + n_rows of tokens in this tile are in bounds
+                    // `Kernels` of a supported level); the panel holds kc_u * mr units, `xp`
+                    // kc_u * nr; output rows p0..p0 + n_rows of tokens in this tile are in bounds
                     // (asserted) and written by this thread alone (its share of the rows).
-                    unsafe { (gemm.kernels[n_tok - 1])(kc, panel.as_ptr(), xp.as_ptr(), out.as_ptr().add(c_start), w.rows, n_rows, k0 > 0) };
+                    unsafe { (gemm.kernels[n_tok - 1])(kc_u, panel.as_ptr(), xp.as_ptr(), out.as_ptr().add(c_start), w.rows, n_rows, k0 > 0) };
                 }
             }
         }

@@ -43,6 +43,10 @@ impl<'a> MatRef<'a> {
 pub enum Precision {
     /// f32 activations against dequantized weights.
     Exact,
+    /// As Exact, but with both rounded to bf16 (products still summed in f32) where the CPU
+    /// has bf16 dot products, which do twice the multiply-adds per instruction; elsewhere the
+    /// same as Exact.
+    Bf16,
     /// Activations quantized to 8 bits per block, integer dot products.
     Int8,
 }
@@ -54,7 +58,8 @@ pub struct MatmulScratch {
     act: Vec<u8>,
     /// (n, lines per row): the SIMD level's prepared form of those rows (Int8).
     act_prep: Vec<Line>,
-    /// Exact, tiled: (n_tiles, cols, nr) activations packed token-interleaved for the GEMM.
+    /// Exact and Bf16, tiled: (n_tiles, units, nr) activations packed token-interleaved for the
+    /// GEMM.
     packed: Vec<f32>,
     /// Exact: per thread, a (kc, mr) weight panel and a kc-element row buffer (tiled), or one
     /// dequantized weight row (scalar level).
@@ -84,7 +89,8 @@ pub fn matmul_with(kernels: &Kernels, pool: &ThreadPool, w: MatRef<'_>, x: &[f32
         return;
     }
     match precision {
-        Precision::Exact => exact::matmul(kernels, pool, w, x, n, out, scratch),
+        Precision::Exact => exact::matmul(kernels, pool, w, x, n, out, scratch, false),
+        Precision::Bf16 => exact::matmul(kernels, pool, w, x, n, out, scratch, true),
         Precision::Int8 => int8::matmul(kernels, pool, w, x, n, out, scratch),
     }
 }

@@ -28,8 +28,8 @@ fn weights(dtype: DType, rows: usize, cols: usize, seed: &mut u64) -> Vec<u8> {
 const FORMATS: [DType; 13] = DType::WEIGHTS;
 
 /// Every format through the threaded entry point equals the plain f32 reference, within the
-/// activation quantization error (Int8) or f32 rounding (Exact), for odd numbers of rows and
-/// tokens and more columns than one k block.
+/// activation quantization error (Int8), the rounding of both operands to bf16 (Bf16) or f32
+/// rounding (Exact), for odd numbers of rows and tokens and more columns than one k block.
 #[test]
 fn matmul_matches_row_by_row_reference() {
     let mut seed = 7;
@@ -39,7 +39,7 @@ fn matmul_matches_row_by_row_reference() {
             let wq = weights(dtype, rows, cols, &mut seed);
             let x: Vec<f32> = (0..n * cols).map(|_| lcg(&mut seed)).collect();
             let w = MatRef { dtype, rows, cols, data: &wq };
-            for (n_threads, precision) in [(1, Precision::Int8), (3, Precision::Int8), (1, Precision::Exact), (3, Precision::Exact)] {
+            for (n_threads, precision) in [Precision::Int8, Precision::Exact, Precision::Bf16].into_iter().flat_map(|p| [(1, p), (3, p)]) {
                 let pool = ThreadPool::new(n_threads);
                 let mut out = vec![0.0; n * rows];
                 matmul_with(k, &pool, w, &x, n, &mut out, &mut MatmulScratch::default(), precision);
@@ -54,6 +54,8 @@ fn matmul_matches_row_by_row_reference() {
                         let budget = match precision {
                             Precision::Int8 => 0.02 * scale + 1e-4,
                             Precision::Exact => 1e-5 * scale + 1e-6,
+                            // Two roundings of 2^-9 at most per product.
+                            Precision::Bf16 => 4e-3 * scale + 1e-6,
                         };
                         assert!((got - exact).abs() <= budget, "{:?} {dtype} {precision:?} row {r} tok {i}: {got} vs {exact}", k.level());
                     }
@@ -80,7 +82,7 @@ fn results_do_not_depend_on_the_batch() {
             let wq = weights(dtype, rows, cols, &mut seed);
             let w = MatRef { dtype, rows, cols, data: &wq };
             let x: Vec<f32> = (0..20 * cols).map(|_| lcg(&mut seed)).collect();
-            for precision in [Precision::Exact, Precision::Int8] {
+            for precision in [Precision::Exact, Precision::Bf16, Precision::Int8] {
                 let alone: Vec<Vec<f32>> = (0..20)
                     .map(|i| {
                         let mut out = vec![0.0; rows];
@@ -129,6 +131,36 @@ fn tiled_exact_matches_the_scalar_level() {
                     let scale: f32 = deq.iter().zip(&x[i * cols..]).map(|(a, b)| (a * b).abs()).sum();
                     let (g, e) = (got[i * rows + r], want[i * rows + r]);
                     assert!((g - e).abs() <= 1e-5 * scale, "{:?} {dtype} {rows}x{cols} n {n}: row {r} tok {i}: {g} vs {e}", k.level());
+                }
+            }
+        }
+    }
+}
+
+/// The bf16 GEMM equals a float64 dot of the operands rounded to bf16 (to nearest even), to f32
+/// rounding: the rounding of the inputs is its only other loss. Odd column counts pair the last
+/// value of k with zero.
+#[test]
+fn bf16_gemm_matches_the_rounded_reference() {
+    let pool = ThreadPool::new(2);
+    let mut seed = 17;
+    let round = |v: f32| f64::from(half::bf16::from_f32(v).to_f32());
+    for k in levels().into_iter().filter(|k| k.gemm_bf16().is_some()) {
+        for (dtype, rows, cols, n) in [(DType::Q4_K, 33, 768, 13), (DType::Q5_0, 70, 320, 25), (DType::F16, 95, 288, 12), (DType::F32, 7, 37, 3), (DType::BF16, 40, 301, 7)] {
+            let wq = weights(dtype, rows, cols, &mut seed);
+            let w = MatRef { dtype, rows, cols, data: &wq };
+            let x: Vec<f32> = (0..n * cols).map(|_| lcg(&mut seed)).collect();
+            let mut got = vec![0.0; n * rows];
+            matmul_with(k, &pool, w, &x, n, &mut got, &mut MatmulScratch::default(), Precision::Bf16);
+            let mut deq = vec![0.0; cols];
+            for r in 0..rows {
+                dequantize_row(dtype, w.row(r), &mut deq);
+                for i in 0..n {
+                    let xi = &x[i * cols..(i + 1) * cols];
+                    let want: f64 = deq.iter().zip(xi).map(|(&a, &b)| round(a) * round(b)).sum();
+                    let scale: f64 = deq.iter().zip(xi).map(|(&a, &b)| (round(a) * round(b)).abs()).sum();
+                    let g = f64::from(got[i * rows + r]);
+                    assert!((g - want).abs() <= 1e-5 * scale + 1e-7, "{:?} {dtype} {rows}x{cols} n {n}: row {r} tok {i}: {g} vs {want}", k.level());
                 }
             }
         }

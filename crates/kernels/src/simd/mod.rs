@@ -49,16 +49,19 @@ pub enum Level {
     Avx2,
     /// AVX-512 F + BW + VL + VNNI, with FMA and F16C (Ice Lake, Zen 4 and later).
     Avx512,
+    /// `Avx512` plus AVX512_BF16 (Cooper Lake, Sapphire Rapids, Zen 4): adds the bf16 GEMM.
+    Avx512Bf16,
 }
 
 impl Level {
-    pub const ALL: [Level; 3] = [Level::Scalar, Level::Avx2, Level::Avx512];
+    pub const ALL: [Level; 4] = [Level::Scalar, Level::Avx2, Level::Avx512, Level::Avx512Bf16];
 
     pub const fn name(self) -> &'static str {
         match self {
             Level::Scalar => "scalar",
             Level::Avx2 => "avx2",
             Level::Avx512 => "avx512",
+            Level::Avx512Bf16 => "avx512bf16",
         }
     }
 
@@ -84,6 +87,8 @@ impl Level {
                     && std::is_x86_feature_detected!("avx512vl")
                     && std::is_x86_feature_detected!("avx512vnni")
             }
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512Bf16 => Level::Avx512.is_supported() && std::is_x86_feature_detected!("avx512bf16"),
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
         }
@@ -137,20 +142,24 @@ pub(crate) const MAX_TILE: usize = 4;
 pub(crate) type MicroKernel =
     unsafe fn(kc: usize, panel: *const f32, x: *const f32, c: *mut f32, c_stride: usize, n_rows: usize, accumulate: bool);
 
-/// Transposes up to `lanes` rows into columns: row `i` of `n_rows` (`src + i * src_stride`,
-/// `len` floats) becomes lane `i` of each of `len` output rows (`dst + k * dst_stride`), of
-/// which the first `n_lanes` are written: rows past `n_rows` write zeros there.
+/// Transposes up to `lanes` rows into columns of the GEMM's units (see `Gemm::k_per_unit`):
+/// row `i` of `n_rows` (`src + i * src_stride`, `len` floats) becomes lane `i` of each of the
+/// `len.div_ceil(k_per_unit)` output rows (`dst + u * dst_stride`), of which the first
+/// `n_lanes` are written: rows past `n_rows` write zeros there.
 ///
 /// # Safety
 /// The level's features must be present, `n_rows <= lanes`, `n_lanes <= lanes`, and the
 /// pointers valid for those extents.
 pub(crate) type Transpose = unsafe fn(src: *const f32, src_stride: usize, n_rows: usize, len: usize, dst: *mut f32, dst_stride: usize, n_lanes: usize);
 
-/// A level's f32 GEMM: its tile shape, one microkernel per token count 1..=nr, and the
-/// transpose that packs both operands.
-/// (q, keys_t, values, n, scale, state, out): see `ops::attend_block`.
-type AttendBlock = unsafe fn(&[f32], &[f32], &[f32], usize, f32, &mut SoftmaxState, &mut [f32]);
+/// (q, keys_t, values, n, scale, state, out): `AttendBlock` for one query.
+type AttendOne = unsafe fn(&[f32], &[f32], &[f32], usize, f32, &mut SoftmaxState, &mut [f32]);
 
+/// (q, n, keys_t, values, scale, states, out): see `ops::attend_block`.
+type AttendBlock = unsafe fn(&[f32], &[usize], &[f32], &[f32], f32, &mut [SoftmaxState], &mut [f32]);
+
+/// A level's GEMM: its tile shape, one microkernel per token count 1..=nr, and the transpose
+/// that packs both operands into the units its microkernels step over.
 pub(crate) struct Gemm {
     /// Weight rows per panel (lanes of the accumulators).
     pub mr: usize,
@@ -159,6 +168,9 @@ pub(crate) struct Gemm {
     pub kernels: &'static [MicroKernel],
     /// Rows the transpose takes at once (a divisor of `mr`, at least `nr`).
     pub lanes: usize,
+    /// Values of k in one 4-byte unit of the packed operands: 1 for f32, 2 for a pair of bf16.
+    /// The microkernels' `kc`, the strides of `panel` and `x` count units.
+    pub k_per_unit: usize,
     pub transpose: Transpose,
 }
 
@@ -179,6 +191,8 @@ pub struct Kernels {
     /// Decodes a row to f32 bit for bit as `dequantize_row`; false when there is no fast path.
     dequantize: unsafe fn(DType, &[u8], &mut [f32]) -> bool,
     gemm: Option<&'static Gemm>,
+    /// The GEMM of `Precision::Bf16`, where the level has one.
+    gemm_bf16: Option<&'static Gemm>,
     dot: unsafe fn(&[f32], &[f32]) -> f32,
     scale_add: unsafe fn(&mut [f32], f32, &[f32], f32),
     sum_squares: unsafe fn(&[f32]) -> f64,
@@ -202,6 +216,8 @@ impl Kernels {
             Level::Avx2 => Some(&avx2::KERNELS),
             #[cfg(target_arch = "x86_64")]
             Level::Avx512 => Some(&avx512::KERNELS),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512Bf16 => Some(&avx512::KERNELS_BF16),
             #[cfg(not(target_arch = "x86_64"))]
             _ => None,
         }
@@ -307,15 +323,22 @@ impl Kernels {
     /// See `ops::attend_block`; equal to the scalar code up to float rounding (a vector `exp`,
     /// another summation order).
     #[allow(clippy::too_many_arguments)]
-    pub fn attend_block(&self, q: &[f32], keys_t: &[f32], values: &[f32], n: usize, scale: f32, state: &mut SoftmaxState, out: &mut [f32]) {
-        let hd = q.len();
-        assert!(n <= ATTN_BLOCK && keys_t.len() == hd * ATTN_BLOCK && values.len() == ATTN_BLOCK * hd && out.len() == hd, "attend_block: shapes disagree");
+    pub fn attend_block(&self, q: &[f32], n: &[usize], keys_t: &[f32], values: &[f32], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
+        let hd = keys_t.len() / ATTN_BLOCK;
+        assert!(
+            keys_t.len() == hd * ATTN_BLOCK && values.len() == ATTN_BLOCK * hd && q.len() == n.len() * hd && out.len() == q.len() && states.len() == n.len() && n.iter().all(|&n| n <= ATTN_BLOCK),
+            "attend_block: shapes disagree"
+        );
         // SAFETY: supported level; shapes checked.
-        unsafe { (self.attend_block)(q, keys_t, values, n, scale, state, out) }
+        unsafe { (self.attend_block)(q, n, keys_t, values, scale, states, out) }
     }
 
     pub(crate) fn gemm(&self) -> Option<&'static Gemm> {
         self.gemm
+    }
+
+    pub(crate) fn gemm_bf16(&self) -> Option<&'static Gemm> {
+        self.gemm_bf16
     }
 
     pub fn dot(&self, a: &[f32], b: &[f32]) -> f32 {
@@ -345,6 +368,19 @@ impl Kernels {
     }
 }
 
+/// A level's `AttendBlock` from a kernel of one query at a time.
+///
+/// # Safety
+/// As `AttendBlock`, for `one`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn each_query(one: AttendOne, q: &[f32], n: &[usize], keys_t: &[f32], values: &[f32], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
+    let hd = keys_t.len() / ATTN_BLOCK;
+    for (((q, &n), state), out) in q.chunks_exact(hd).zip(n).zip(states).zip(out.chunks_exact_mut(hd)) {
+        // SAFETY: the caller's promise.
+        unsafe { one(q, keys_t, values, n, scale, state, out) }
+    }
+}
+
 /// Views the first `T` rows of `act` as blocks, checking that each holds `n_blocks`: the one
 /// bounds check a dot tile needs before its loop.
 #[cfg(target_arch = "x86_64")]
@@ -364,12 +400,12 @@ fn row_sizes(weight: DType, cols: usize) -> (usize, usize) {
     (bytes(weight), bytes(act_type))
 }
 
-/// The kernels of the best level this CPU supports, chosen once. `HERD_SIMD=scalar|avx2|avx512`
+/// The kernels of the best level this CPU supports, chosen once. `HERD_SIMD=scalar|avx2|avx512|avx512bf16`
 /// caps the level (for comparing levels end to end); an unknown or unsupported value is ignored.
 pub fn best() -> &'static Kernels {
     static BEST: OnceLock<&'static Kernels> = OnceLock::new();
     BEST.get_or_init(|| {
-        let cap = std::env::var("HERD_SIMD").ok().and_then(|v| Level::from_name(&v)).unwrap_or(Level::Avx512);
+        let cap = std::env::var("HERD_SIMD").ok().and_then(|v| Level::from_name(&v)).unwrap_or(Level::Avx512Bf16);
         let level = Level::available().filter(|&l| l <= cap).max().unwrap_or(Level::Scalar);
         Kernels::for_level(level).expect("an available level has kernels")
     })

@@ -3,7 +3,7 @@
 //! microkernel; its elementwise ops are written so the compiler vectorises them without
 //! changing the order of any float operation.
 
-use super::{DotRows, Kernels, Level, Line};
+use super::{each_query, DotRows, Kernels, Level, Line};
 use crate::ops::{SoftmaxState, ATTN_BLOCK};
 use crate::DType;
 
@@ -15,11 +15,12 @@ pub(super) static KERNELS: Kernels = Kernels {
     dot_rows: no_dot_rows,
     dequantize: no_dequantize,
     gemm: None,
+    gemm_bf16: None,
     dot: dot_entry,
     scale_add: scale_add_entry,
     sum_squares: sum_squares_entry,
     silu_mul: silu_mul_entry,
-    attend_block: attend_block_entry,
+    attend_block: attend_blocks,
 };
 
 unsafe fn no_quantize(_: DType, _: &[f32], _: &mut [u8]) -> bool {
@@ -56,11 +57,12 @@ unsafe fn silu_mul_entry(gate: &mut [f32], up: &[f32]) {
     silu_mul(gate, up)
 }
 
-unsafe fn attend_block_entry(q: &[f32], keys_t: &[f32], values: &[f32], n: usize, scale: f32, state: &mut SoftmaxState, out: &mut [f32]) {
-    attend_block(q, keys_t, values, n, scale, state, out)
+unsafe fn attend_blocks(q: &[f32], n: &[usize], keys_t: &[f32], values: &[f32], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
+    // SAFETY: the reference is plain Rust.
+    unsafe { each_query(attend_block, q, n, keys_t, values, scale, states, out) }
 }
 
-/// The reference for every level's `attend_block` (see `ops::attend_block`).
+/// The reference for every level's `attend_block` (see `ops::attend_block`), one query.
 pub fn attend_block(q: &[f32], keys_t: &[f32], values: &[f32], n: usize, scale: f32, state: &mut SoftmaxState, out: &mut [f32]) {
     let hd = q.len();
     let mut scores = [0.0f32; ATTN_BLOCK];

@@ -11,7 +11,7 @@ use crate::simd::{Gemm, MicroKernel};
 const MR: usize = 16;
 const NR: usize = 6;
 
-pub(super) static GEMM: Gemm = Gemm { mr: MR, nr: NR, kernels: &KERNELS, lanes: 8, transpose };
+pub(super) static GEMM: Gemm = Gemm { mr: MR, nr: NR, kernels: &KERNELS, lanes: 8, k_per_unit: 1, transpose };
 
 static KERNELS: [MicroKernel; NR] = [micro::<1>, micro::<2>, micro::<3>, micro::<4>, micro::<5>, micro::<6>];
 

@@ -21,7 +21,8 @@ use dot_float::{Bf16W, F16W, F32W, Float};
 use dot_k::{Q2K, Q3K, Q4K, Q5K, Q6K};
 
 use super::acts::{widen_scales, widened_lines};
-use super::{Acts, DotRows, DotTile, Kernels, Level, Line, MAX_TILE};
+use super::{each_query, Acts, DotRows, DotTile, Kernels, Level, Line, MAX_TILE};
+use crate::ops::SoftmaxState;
 use crate::quant::{q4_0::BlockQ4_0, q4_1::BlockQ4_1, q5_0::BlockQ5_0, q5_1::BlockQ5_1, q8_0::BlockQ8_0};
 use crate::DType;
 
@@ -33,11 +34,12 @@ pub(super) static KERNELS: Kernels = Kernels {
     dot_rows,
     dequantize: dequant::dequantize,
     gemm: Some(&gemm::GEMM),
+    gemm_bf16: None,
     dot: ops::dot,
     scale_add: ops::scale_add,
     sum_squares: ops::sum_squares,
     silu_mul: ops::silu_mul,
-    attend_block: ops::attend_block,
+    attend_block: attend_blocks,
 };
 
 /// The dot tiles of the 32-element formats read the activations' scales widened to f32.
@@ -91,4 +93,10 @@ unsafe fn rows<K: DotTile>(w: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut 
             i += t;
         }
     }
+}
+
+/// `ops::attend_block` one query at a time.
+unsafe fn attend_blocks(q: &[f32], n: &[usize], keys_t: &[f32], values: &[f32], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
+    // SAFETY: the dispatcher checked the CPU and the shapes.
+    unsafe { each_query(ops::attend_block, q, n, keys_t, values, scale, states, out) }
 }

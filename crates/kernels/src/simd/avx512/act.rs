@@ -5,6 +5,7 @@
 
 use std::arch::x86_64::*;
 
+use super::util::lane_mask;
 use crate::quant::block::{as_blocks_mut, f32_to_f16};
 use crate::quant::q8_0::BlockQ8_0;
 use crate::quant::q8_1::BlockQ8_1;
@@ -63,11 +64,6 @@ pub(super) unsafe fn quantize(dtype: DType, src: &[f32], dst: &mut [u8]) -> bool
         _ => return false,
     }
     true
-}
-
-/// The first `n` of 16 lanes (`n <= 16`).
-fn lane_mask(n: usize) -> u16 {
-    (((1u32 << n) - 1) & 0xffff) as u16
 }
 
 /// Up to 16 floats, the missing lanes zero.

@@ -1,5 +1,5 @@
-//! AVX-512 row decoding for the f32 GEMM: the formats real models use most (Q4_0, Q4_1, Q8_0,
-//! Q4_K, Q6_K and the float types). Each value is computed by the same operations as the
+//! AVX-512 row decoding for the f32 GEMM: the formats real models use most (Q4_0, Q4_1, Q5_0,
+//! Q5_1, Q8_0, Q4_K, Q6_K and the float types). Each value is computed by the same operations as the
 //! scalar `dequantize_row` (a product, then a sum where the format has an offset; never a
 //! fused multiply-add), so the results are bit-identical.
 
@@ -11,6 +11,8 @@ use crate::quant::block::as_blocks;
 use crate::quant::q4_0::BlockQ4_0;
 use crate::quant::q4_1::BlockQ4_1;
 use crate::quant::q4_k::BlockQ4K;
+use crate::quant::q5_0::BlockQ5_0;
+use crate::quant::q5_1::BlockQ5_1;
 use crate::quant::q6_k::BlockQ6K;
 use crate::quant::q8_0::BlockQ8_0;
 use crate::DType;
@@ -63,6 +65,24 @@ pub(super) unsafe fn dequantize(dtype: DType, src: &[u8], dst: &mut [f32]) -> bo
                 }
             }
         }
+        DType::Q5_0 => {
+            for (b, y) in as_blocks::<BlockQ5_0>(src).iter().zip(dst.chunks_exact_mut(32)) {
+                let d = _mm512_set1_ps(f16(b.d));
+                for (q, y) in q5_levels(&b.qs, b.qh).into_iter().zip(y.chunks_exact_mut(16)) {
+                    let v = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(q), _mm512_set1_epi32(16)));
+                    store16(y, _mm512_mul_ps(v, d));
+                }
+            }
+        }
+        DType::Q5_1 => {
+            for (b, y) in as_blocks::<BlockQ5_1>(src).iter().zip(dst.chunks_exact_mut(32)) {
+                let (d, m) = (_mm512_set1_ps(f16(b.d)), _mm512_set1_ps(f16(b.m)));
+                for (q, y) in q5_levels(&b.qs, b.qh).into_iter().zip(y.chunks_exact_mut(16)) {
+                    let v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(q));
+                    store16(y, _mm512_add_ps(_mm512_mul_ps(v, d), m));
+                }
+            }
+        }
         DType::Q8_0 => {
             for (b, y) in as_blocks::<BlockQ8_0>(src).iter().zip(dst.chunks_exact_mut(32)) {
                 let d = _mm512_set1_ps(f16(b.d));
@@ -108,6 +128,17 @@ pub(super) unsafe fn dequantize(dtype: DType, src: &[u8], dst: &mut [f32]) -> bo
         _ => return false,
     }
     true
+}
+
+/// A Q5 block's 5-bit levels (0..32), elements 0-15 then 16-31: the nibbles of `qs`, plus 16
+/// where bit `e` of `qh` is set for element `e`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+#[inline]
+fn q5_levels(qs: &[u8; 16], qh: [u8; 4]) -> [__m128i; 2] {
+    let q = load128(qs);
+    let nibbles = _mm256_set_m128i(nibble_hi(q), _mm_and_si128(q, _mm_set1_epi8(0x0f)));
+    let levels = _mm256_mask_add_epi8(nibbles, u32::from_le_bytes(qh), nibbles, _mm256_set1_epi8(16));
+    [_mm256_castsi256_si128(levels), _mm256_extracti128_si256::<1>(levels)]
 }
 
 /// The high nibbles of 16 bytes.

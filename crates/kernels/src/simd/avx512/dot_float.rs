@@ -6,7 +6,7 @@
 use std::arch::x86_64::*;
 use std::marker::PhantomData;
 
-use super::util::hsum;
+use super::util::{hsum, lane_mask};
 use crate::simd::{Acts, DotTile};
 
 /// Float weights against activations of the same type.
@@ -52,11 +52,6 @@ impl Widen for Bf16W {
         let bits = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lane_mask(n), p.cast()));
         _mm512_castsi512_ps(_mm512_slli_epi32::<16>(bits))
     }
-}
-
-/// The first `n` of 16 lanes (`n <= 16`).
-fn lane_mask(n: usize) -> u16 {
-    (((1u32 << n) - 1) & 0xffff) as u16
 }
 
 impl<E: Widen> DotTile for Float<E> {

@@ -5,12 +5,13 @@
 
 use std::arch::x86_64::*;
 
+use super::util::lane_mask;
 use crate::simd::{Gemm, MicroKernel};
 
 const MR: usize = 32;
 const NR: usize = 12;
 
-pub(super) static GEMM: Gemm = Gemm { mr: MR, nr: NR, kernels: &KERNELS, lanes: 16, transpose };
+pub(super) static GEMM: Gemm = Gemm { mr: MR, nr: NR, kernels: &KERNELS, lanes: 16, k_per_unit: 1, transpose };
 
 static KERNELS: [MicroKernel; NR] = [
     micro::<1>,
@@ -26,11 +27,6 @@ static KERNELS: [MicroKernel; NR] = [
     micro::<11>,
     micro::<12>,
 ];
-
-/// The first `n` of 16 lanes (`n <= 16`).
-fn lane_mask(n: usize) -> u16 {
-    (((1u32 << n) - 1) & 0xffff) as u16
-}
 
 /// See `MicroKernel` for the contract; `T` tokens.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
@@ -91,7 +87,7 @@ unsafe fn transpose(src: *const f32, src_stride: usize, n_rows: usize, len: usiz
 /// A 16x16 transpose: element j of row i becomes element i of row j.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
 #[inline]
-fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+pub(super) fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
     // Round 1: interleave pairs of rows by 32-bit element.
     let a = array_of!(16, _mm512_setzero_ps(), |i| {
         let (x, y) = (r[i & !1], r[i | 1]);

@@ -5,8 +5,9 @@
 //! One file per job: `act` quantizes activations and `prep` lays them out for `dot32`, the
 //! integer dots of the 32-element block formats (in the lane layout of `group`, whose block
 //! fields `fields` reads); `dot_k` holds the integer dot tiles of the 256-element formats,
-//! `dot_float` those of the float types, `dequant` decodes rows for the f32 GEMM in `gemm`,
-//! `ops` holds the elementwise primitives.
+//! `dot_float` those of the float types, `dequant` decodes rows for the f32 GEMM in `gemm` and
+//! its bf16 twin `gemm_bf16` (the one kernel that needs AVX512_BF16, reached only through
+//! `KERNELS_BF16`), `ops` holds the elementwise primitives.
 
 mod act;
 mod dequant;
@@ -15,6 +16,7 @@ mod dot_float;
 mod dot_k;
 mod fields;
 mod gemm;
+mod gemm_bf16;
 mod group;
 mod ops;
 mod prep;
@@ -28,7 +30,12 @@ use super::{Acts, DotRows, DotTile, Kernels, Level, MAX_TILE};
 use crate::quant::{q2_k::BlockQ2K, q3_k::BlockQ3K, q4_0::BlockQ4_0, q4_1::BlockQ4_1, q4_k::BlockQ4K, q5_0::BlockQ5_0, q5_1::BlockQ5_1, q5_k::BlockQ5K, q6_k::BlockQ6K, q8_0::BlockQ8_0};
 use crate::DType;
 
-pub(super) static KERNELS: Kernels = Kernels {
+pub(super) static KERNELS: Kernels = AVX512;
+
+/// The same kernels with the bf16 GEMM, for CPUs that also have AVX512_BF16.
+pub(super) static KERNELS_BF16: Kernels = Kernels { level: Level::Avx512Bf16, gemm_bf16: Some(&gemm_bf16::GEMM), ..AVX512 };
+
+const AVX512: Kernels = Kernels {
     level: Level::Avx512,
     quantize_act: act::quantize,
     prep_lines: prep::lines,
@@ -36,6 +43,7 @@ pub(super) static KERNELS: Kernels = Kernels {
     dot_rows,
     dequantize: dequant::dequantize,
     gemm: Some(&gemm::GEMM),
+    gemm_bf16: None,
     dot: ops::dot,
     scale_add: ops::scale_add,
     sum_squares: ops::sum_squares,

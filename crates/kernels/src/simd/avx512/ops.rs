@@ -5,13 +5,8 @@
 
 use std::arch::x86_64::*;
 
-use super::util::hsum;
+use super::util::{hsum, lane_mask};
 use crate::ops::{SoftmaxState, ATTN_BLOCK};
-
-/// The first `n` of 16 lanes (`n <= 16`).
-fn lane_mask(n: usize) -> u16 {
-    (((1u32 << n) - 1) & 0xffff) as u16
-}
 
 /// Four accumulators over 64-element steps, the remaining whole vectors into the first three
 /// in turn, a masked tail into the fourth, then `(acc0 + acc1) + (acc2 + acc3)`: a fixed order
@@ -117,40 +112,100 @@ pub(super) unsafe fn silu_mul(gate: &mut [f32], up: &[f32]) {
     }
 }
 
-/// One block of online-softmax attention (see `ops::attend_block`): the 16 scores are one
-/// vector, built with one multiply-add per head dimension from the transposed keys.
+/// One block of online-softmax attention for several queries (see `ops::attend_block`), four
+/// at a time, so each row of keys and of values loaded serves four queries. A query's 16
+/// scores are one vector, built from the transposed keys in four chains (dimensions modulo 4),
+/// and its output in four chains too (16-wide slices of the head): a single chain waits out
+/// the multiply-add latency at every step. A query's operations are the same whichever other
+/// queries share its group of four, so its result does not depend on them.
 ///
 /// # Safety
 /// The CPU must have this level's features; the dispatcher checked the shapes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-pub(super) unsafe fn attend_block(q: &[f32], keys_t: &[f32], values: &[f32], n: usize, scale: f32, state: &mut SoftmaxState, out: &mut [f32]) {
-    let hd = q.len();
-    let m = lane_mask(n);
-    let mut scores = _mm512_setzero_ps();
-    // SAFETY (whole body): keys_t is (hd, 16), values (16, hd), out (hd); every access is
-    // within those, or masked to them.
-    unsafe {
-        for (d, &qd) in q.iter().enumerate() {
-            scores = _mm512_fmadd_ps(_mm512_set1_ps(qd), _mm512_loadu_ps(keys_t.as_ptr().add(d * ATTN_BLOCK)), scores);
-        }
-        scores = _mm512_mul_ps(scores, _mm512_set1_ps(scale));
-        let new_max = state.max.max(_mm512_mask_reduce_max_ps(m, scores));
-        let correction = (state.max - new_max).exp();
-        let p = _mm512_maskz_mov_ps(m, exp(_mm512_sub_ps(scores, _mm512_set1_ps(new_max))));
-        state.sum = state.sum * correction + _mm512_reduce_add_ps(p);
-        state.max = new_max;
-        let mut weights = [0.0f32; ATTN_BLOCK];
-        _mm512_storeu_ps(weights.as_mut_ptr(), p);
-        let (po, pv) = (out.as_mut_ptr(), values.as_ptr());
-        let mut c = 0;
-        while c < hd {
-            let mc = lane_mask((hd - c).min(16));
-            let mut acc = _mm512_mul_ps(_mm512_maskz_loadu_ps(mc, po.add(c)), _mm512_set1_ps(correction));
-            for (j, &w) in weights[..n].iter().enumerate() {
-                acc = _mm512_fmadd_ps(_mm512_set1_ps(w), _mm512_maskz_loadu_ps(mc, pv.add(j * hd + c)), acc);
+pub(super) unsafe fn attend_block(q: &[f32], n: &[usize], keys_t: &[f32], values: &[f32], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
+    let hd = keys_t.len() / ATTN_BLOCK;
+    for (g, n) in n.chunks(4).enumerate() {
+        let (q, out, states) = (&q[4 * g * hd..], &mut out[4 * g * hd..], &mut states[4 * g..]);
+        // SAFETY: the caller's promise; each group takes its own queries.
+        unsafe {
+            match n.len() {
+                1 => attend::<1>(q, n, keys_t, values, scale, states, out),
+                2 => attend::<2>(q, n, keys_t, values, scale, states, out),
+                3 => attend::<3>(q, n, keys_t, values, scale, states, out),
+                _ => attend::<4>(q, n, keys_t, values, scale, states, out),
             }
-            _mm512_mask_storeu_ps(po.add(c), mc, acc);
-            c += 16;
+        }
+    }
+}
+
+/// `attend_block` for the first `Q` queries of `q`, `states` and `out`. (Indexed loops: the
+/// register arrays need constant indices after unrolling.)
+#[allow(clippy::needless_range_loop)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+unsafe fn attend<const Q: usize>(q: &[f32], n: &[usize], keys_t: &[f32], values: &[f32], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
+    let hd = keys_t.len() / ATTN_BLOCK;
+    assert!(q.len() >= Q * hd && out.len() >= Q * hd && n.len() >= Q && states.len() >= Q);
+    let mut chains = [[_mm512_setzero_ps(); 4]; Q];
+    let mut weights = [[0.0f32; ATTN_BLOCK]; Q];
+    let mut corrections = [0.0f32; Q];
+    // SAFETY (whole body): keys_t is (hd, 16), values (16, hd), q and out hold Q rows of hd
+    // (asserted); every access is within those, or masked to them.
+    unsafe {
+        let key = |d: usize| _mm512_loadu_ps(keys_t.as_ptr().add(d * ATTN_BLOCK));
+        let (pq, po, pv) = (q.as_ptr(), out.as_mut_ptr(), values.as_ptr());
+        // Constant indices into `chains`, so that they stay in registers.
+        let quads = hd / 4 * 4;
+        for d in (0..quads).step_by(4) {
+            for c in 0..4 {
+                let k = key(d + c);
+                for i in 0..Q {
+                    chains[i][c] = _mm512_fmadd_ps(_mm512_set1_ps(*pq.add(i * hd + d + c)), k, chains[i][c]);
+                }
+            }
+        }
+        for c in 0..hd - quads {
+            let k = key(quads + c);
+            for i in 0..Q {
+                chains[i][c] = _mm512_fmadd_ps(_mm512_set1_ps(*pq.add(i * hd + quads + c)), k, chains[i][c]);
+            }
+        }
+        for i in 0..Q {
+            let [c0, c1, c2, c3] = chains[i];
+            let scores = _mm512_mul_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)), _mm512_set1_ps(scale));
+            let (m, state) = (lane_mask(n[i]), &mut states[i]);
+            let new_max = state.max.max(_mm512_mask_reduce_max_ps(m, scores));
+            corrections[i] = (state.max - new_max).exp();
+            let p = _mm512_maskz_mov_ps(m, exp(_mm512_sub_ps(scores, _mm512_set1_ps(new_max))));
+            state.sum = state.sum * corrections[i] + _mm512_reduce_add_ps(p);
+            state.max = new_max;
+            _mm512_storeu_ps(weights[i].as_mut_ptr(), p);
+        }
+        let n_max = n[..Q].iter().copied().max().unwrap_or(0);
+        for c in (0..hd).step_by(64) {
+            let masks = array_of!(4, 0u16, |s| lane_mask((hd.saturating_sub(c + 16 * s)).min(16)));
+            let mut acc = [[_mm512_setzero_ps(); 4]; Q];
+            for i in 0..Q {
+                for s in 0..4 {
+                    acc[i][s] = _mm512_mul_ps(_mm512_maskz_loadu_ps(masks[s], po.wrapping_add(i * hd + c + 16 * s)), _mm512_set1_ps(corrections[i]));
+                }
+            }
+            for j in 0..n_max {
+                let v = array_of!(4, _mm512_setzero_ps(), |s| _mm512_maskz_loadu_ps(masks[s], pv.wrapping_add(j * hd + c + 16 * s)));
+                for i in 0..Q {
+                    // Past a query's own keys the slots may hold anything (even NaN): skipped.
+                    if j < n[i] {
+                        let w = _mm512_set1_ps(weights[i][j]);
+                        for s in 0..4 {
+                            acc[i][s] = _mm512_fmadd_ps(w, v[s], acc[i][s]);
+                        }
+                    }
+                }
+            }
+            for i in 0..Q {
+                for s in 0..4 {
+                    _mm512_mask_storeu_ps(po.wrapping_add(i * hd + c + 16 * s), masks[s], acc[i][s]);
+                }
+            }
         }
     }
 }

@@ -6,6 +6,11 @@ use std::arch::x86_64::*;
 
 use crate::simd::Line;
 
+/// The first `n` of 16 lanes (`n <= 16`).
+pub fn lane_mask(n: usize) -> u16 {
+    (((1u32 << n) - 1) & 0xffff) as u16
+}
+
 /// Sum of the 16 lanes, always in the same tree: halves, then quarters, then pairs.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
 #[inline]
