@@ -122,9 +122,8 @@ trait Tiled {
 /// once; more tokens go through the rows in chunks of `ROW_CHUNK`, every tile over a chunk
 /// before the next, so each weight row is read from memory once and then from L1. From
 /// `K::PAIRS_FROM` tokens on the rows go two at a time, which halves the loads of activations
-/// (the bound once the weights are decoded) and measured faster on weights streaming from
-/// DRAM; one row at a time keeps fewer registers live, which the 32-element formats prefer
-/// for a single token.
+/// (the bound once the weights are decoded) and measured faster for the 32-element formats;
+/// one row at a time keeps fewer registers live, which they prefer for a single token.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
 unsafe fn tiled<K: Tiled>(w: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut f32, out_stride: usize) {
     const ROW_CHUNK: usize = 16;
