@@ -69,8 +69,9 @@ fn matmul_matches_row_by_row_reference() {
 /// any batch of 1..=9, 17 or 20 tokens on 1, 2 or 3 threads, for every format and both
 /// precisions (17 and 20 tokens span two of the AVX-512 integer dots' 16-token tiles). The
 /// shapes leave edge tiles everywhere: 70 rows is two full 32-row panels and a 6-row one, the
-/// columns span more than one 256-wide k block, and the 35 blocks of the 32-element formats
-/// are two groups of 16, a pair and an odd block for the AVX-512 dots.
+/// 2304 columns of the 256-element formats span two of the GEMM's k blocks, and the 35 blocks
+/// of the 32-element formats are two groups of 16, a pair and an odd block for the AVX-512
+/// dots.
 #[test]
 fn results_do_not_depend_on_the_batch() {
     let mut seed = 11;
@@ -78,7 +79,7 @@ fn results_do_not_depend_on_the_batch() {
     for k in levels() {
         for dtype in FORMATS {
             let rows = 70;
-            let cols = if dtype.block_len() == 256 { 512 } else { 35 * 32 };
+            let cols = if dtype.block_len() == 256 { 9 * 256 } else { 35 * 32 };
             let wq = weights(dtype, rows, cols, &mut seed);
             let w = MatRef { dtype, rows, cols, data: &wq };
             let x: Vec<f32> = (0..20 * cols).map(|_| lcg(&mut seed)).collect();
@@ -110,14 +111,15 @@ fn results_do_not_depend_on_the_batch() {
 }
 
 /// The tiled GEMM agrees with the scalar level's row-by-row Exact path to f32 rounding, for
-/// token counts around the tile width and row counts around the panel height.
+/// token counts around the tile width, row counts around the panel height, and columns over
+/// one k block.
 #[test]
 fn tiled_exact_matches_the_scalar_level() {
     let scalar = Kernels::for_level(Level::Scalar).expect("always");
     let pool = ThreadPool::new(2);
     let mut seed = 13;
     for k in levels().into_iter().filter(|k| k.gemm().is_some()) {
-        for (dtype, rows, cols, n) in [(DType::Q4_K, 33, 768, 13), (DType::Q8_0, 1, 64, 25), (DType::F16, 95, 288, 12), (DType::Q6_K, 16, 256, 1), (DType::F32, 7, 37, 3), (DType::BF16, 40, 301, 7)] {
+        for (dtype, rows, cols, n) in [(DType::Q4_K, 33, 768, 13), (DType::Q8_0, 1, 64, 25), (DType::F16, 95, 288, 12), (DType::Q6_K, 16, 256, 1), (DType::F32, 7, 37, 3), (DType::BF16, 40, 301, 7), (DType::Q4_K, 33, 2304, 13), (DType::F32, 5, 2085, 3)] {
             let wq = weights(dtype, rows, cols, &mut seed);
             let w = MatRef { dtype, rows, cols, data: &wq };
             let x: Vec<f32> = (0..n * cols).map(|_| lcg(&mut seed)).collect();
@@ -146,7 +148,7 @@ fn bf16_gemm_matches_the_rounded_reference() {
     let mut seed = 17;
     let round = |v: f32| f64::from(half::bf16::from_f32(v).to_f32());
     for k in levels().into_iter().filter(|k| k.gemm_bf16().is_some()) {
-        for (dtype, rows, cols, n) in [(DType::Q4_K, 33, 768, 13), (DType::Q5_0, 70, 320, 25), (DType::F16, 95, 288, 12), (DType::F32, 7, 37, 3), (DType::BF16, 40, 301, 7)] {
+        for (dtype, rows, cols, n) in [(DType::Q4_K, 33, 768, 13), (DType::Q5_0, 70, 320, 25), (DType::F16, 95, 288, 12), (DType::F32, 7, 37, 3), (DType::BF16, 40, 301, 7), (DType::Q4_0, 35, 2080, 13), (DType::F32, 5, 2085, 3)] {
             let wq = weights(dtype, rows, cols, &mut seed);
             let w = MatRef { dtype, rows, cols, data: &wq };
             let x: Vec<f32> = (0..n * cols).map(|_| lcg(&mut seed)).collect();
