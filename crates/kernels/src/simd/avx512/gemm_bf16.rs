@@ -4,76 +4,26 @@
 //! twice the multiply-adds per instruction of `vfmadd`. The products of two bf16 values are
 //! exact in f32, so the only loss is the rounding of the inputs (8 significant bits).
 //!
-//! A unit is one pair (k, k + 1) of bf16 values in 4 bytes, the low half being k. Each output
-//! is one chain of `vdpbf16ps` over the pairs, so it does not depend on its tile.
+//! A unit is one pair (k, k + 1) of bf16 values in 4 bytes, the low half being k. The
+//! microkernel's body is the f32 GEMM's (`gemm::micro_kernels`) with `vdpbf16ps` as its step.
 
 use std::arch::x86_64::*;
 
-use super::gemm::transpose16;
+use super::gemm::{micro_kernels, transpose16, MR, NR};
 use super::util::lane_mask;
 use crate::simd::{Gemm, MicroKernel};
 
-const MR: usize = 32;
-const NR: usize = 12;
-
 pub(super) static GEMM: Gemm = Gemm { mr: MR, nr: NR, kernels: &KERNELS, lanes: 16, k_per_unit: 2, transpose: pack };
 
-static KERNELS: [MicroKernel; NR] = [
-    micro::<1>,
-    micro::<2>,
-    micro::<3>,
-    micro::<4>,
-    micro::<5>,
-    micro::<6>,
-    micro::<7>,
-    micro::<8>,
-    micro::<9>,
-    micro::<10>,
-    micro::<11>,
-    micro::<12>,
-];
+micro_kernels!("avx512f,avx512bw,avx512vl,avx512vnni,avx512bf16,fma,f16c", dpbf16);
 
-/// Eight f32 as sixteen bf16, as `vdpbf16ps` takes them (same 64 bytes).
+/// One step (two values of k) for 16 rows: `acc + w[2i] * x[0] + w[2i + 1] * x[1]` per lane.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512bf16,fma,f16c")]
 #[inline]
-fn as_bh(v: __m512) -> __m512bh {
+fn dpbf16(acc: __m512, w: __m512, x: __m512) -> __m512 {
     // SAFETY: both are 64 bytes of plain data; every bit pattern is valid for either.
-    unsafe { std::mem::transmute::<__m512, __m512bh>(v) }
-}
-
-/// See `MicroKernel` for the contract; `T` tokens, `kc` units (pairs of k).
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512bf16,fma,f16c")]
-unsafe fn micro<const T: usize>(kc: usize, panel: *const f32, x: *const f32, c: *mut f32, c_stride: usize, n_rows: usize, accumulate: bool) {
-    let m0 = lane_mask(n_rows.min(16));
-    let m1 = lane_mask(n_rows.clamp(16, 32) - 16);
-    let mut acc0 = [_mm512_setzero_ps(); T];
-    let mut acc1 = [_mm512_setzero_ps(); T];
-    // SAFETY (whole body): the caller guarantees `panel` holds kc * MR units, `x` kc * NR, and
-    // `c` the first n_rows floats of T rows c_stride apart; masked lanes are never touched.
-    unsafe {
-        if accumulate {
-            for t in 0..T {
-                acc0[t] = _mm512_maskz_loadu_ps(m0, c.add(t * c_stride));
-                acc1[t] = _mm512_maskz_loadu_ps(m1, c.wrapping_add(t * c_stride + 16));
-            }
-        }
-        let (mut p, mut xp) = (panel, x);
-        for _ in 0..kc {
-            let w0 = as_bh(_mm512_loadu_ps(p));
-            let w1 = as_bh(_mm512_loadu_ps(p.add(16)));
-            for t in 0..T {
-                let xb = as_bh(_mm512_set1_ps(*xp.add(t)));
-                acc0[t] = _mm512_dpbf16_ps(acc0[t], w0, xb);
-                acc1[t] = _mm512_dpbf16_ps(acc1[t], w1, xb);
-            }
-            p = p.add(MR);
-            xp = xp.add(NR);
-        }
-        for t in 0..T {
-            _mm512_mask_storeu_ps(c.add(t * c_stride), m0, acc0[t]);
-            _mm512_mask_storeu_ps(c.wrapping_add(t * c_stride + 16), m1, acc1[t]);
-        }
-    }
+    let (w, x) = unsafe { (std::mem::transmute::<__m512, __m512bh>(w), std::mem::transmute::<__m512, __m512bh>(x)) };
+    _mm512_dpbf16_ps(acc, w, x)
 }
 
 /// See `Transpose`: 16 rows at a time, 32 values of k each, rounded to bf16 (to nearest even)
@@ -90,7 +40,7 @@ unsafe fn pack(src: *const f32, src_stride: usize, n_rows: usize, len: usize, ds
             // lanes are not read.
             let (lo, hi) = unsafe { (_mm512_maskz_loadu_ps(lo_mask, src.add(i * src_stride + k)), _mm512_maskz_loadu_ps(hi_mask, src.wrapping_add(i * src_stride + k + 16))) };
             // bf16 element j is k + j: the low 16 from `lo`, the high 16 from `hi`.
-            // SAFETY: as `as_bh`, the other way.
+            // SAFETY: both are 64 bytes of plain data; every bit pattern is valid for either.
             unsafe { std::mem::transmute::<__m512bh, __m512>(_mm512_cvtne2ps_pbh(hi, lo)) }
         } else {
             _mm512_setzero_ps()
