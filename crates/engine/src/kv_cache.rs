@@ -1,6 +1,12 @@
 //! The paged KV cache: keys and values of every layer in fixed-size blocks of positions, reached
 //! through each sequence's block table. It owns the storage only; which sequence holds which
 //! blocks is `prefix_cache::BlockManager`'s business.
+//!
+//! Keys and values are kept in f16, as llama.cpp keeps them by default: half the memory and
+//! half the bytes attention reads per token, which is what bounds decoding on a long context.
+
+use half::f16;
+use half::vec::HalfBitsVecExt;
 
 /// Positions per block: the attention kernel's block.
 pub const BLOCK_SIZE: usize = herd_kernels::ops::ATTN_BLOCK;
@@ -15,8 +21,8 @@ pub struct KvCache {
     n_kv_heads: usize,
     head_dim: usize,
     n_blocks: usize,
-    k: Vec<f32>,
-    v: Vec<f32>,
+    k: Vec<f16>,
+    v: Vec<f16>,
 }
 
 impl KvCache {
@@ -29,8 +35,10 @@ impl KvCache {
             n_kv_heads,
             head_dim,
             n_blocks,
-            k: vec![0.0; len],
-            v: vec![0.0; len],
+            // Zeroed u16s come from the allocator as untouched zero pages, which f16 values
+            // would not: the bit patterns are the same.
+            k: vec![0u16; len].reinterpret_into(),
+            v: vec![0u16; len].reinterpret_into(),
         }
     }
 
@@ -41,7 +49,7 @@ impl KvCache {
 
     /// Bytes one block takes (keys and values of every layer), for sizing a cache to memory.
     pub fn bytes_per_block(n_layers: usize, kv_dim: usize) -> usize {
-        2 * n_layers * BLOCK_SIZE * kv_dim * std::mem::size_of::<f32>()
+        2 * n_layers * BLOCK_SIZE * kv_dim * std::mem::size_of::<f16>()
     }
 
     pub fn n_blocks(&self) -> usize {
@@ -49,7 +57,7 @@ impl KvCache {
     }
 
     pub fn bytes(&self) -> usize {
-        (self.k.len() + self.v.len()) * std::mem::size_of::<f32>()
+        (self.k.len() + self.v.len()) * std::mem::size_of::<f16>()
     }
 
     fn offset(&self, layer: usize, block: u32, kv_head: usize) -> usize {
@@ -57,7 +65,7 @@ impl KvCache {
         (((layer * self.n_blocks + block as usize) * self.n_kv_heads + kv_head) * BLOCK_SIZE) * self.head_dim
     }
 
-    /// Stores the keys and values (n_kv_heads, head_dim) of one position.
+    /// Stores the keys and values (n_kv_heads, head_dim) of one position, rounded to f16.
     pub fn store(&mut self, layer: usize, blocks: &[u32], pos: usize, k: &[f32], v: &[f32]) {
         let block = blocks[pos / BLOCK_SIZE];
         let slot = pos % BLOCK_SIZE;
@@ -65,14 +73,16 @@ impl KvCache {
         for h in 0..self.n_kv_heads {
             let base = self.offset(layer, block, h);
             for (d, &kd) in k[h * hd..(h + 1) * hd].iter().enumerate() {
-                self.k[base + d * BLOCK_SIZE + slot] = kd;
+                self.k[base + d * BLOCK_SIZE + slot] = f16::from_f32(kd);
             }
-            self.v[base + slot * hd..base + (slot + 1) * hd].copy_from_slice(&v[h * hd..(h + 1) * hd]);
+            for (dst, &vd) in self.v[base + slot * hd..base + (slot + 1) * hd].iter_mut().zip(&v[h * hd..(h + 1) * hd]) {
+                *dst = f16::from_f32(vd);
+            }
         }
     }
 
     /// Keys (head_dim, BLOCK_SIZE) and values (BLOCK_SIZE, head_dim) of one block for one head.
-    pub fn block(&self, layer: usize, block: u32, kv_head: usize) -> (&[f32], &[f32]) {
+    pub fn block(&self, layer: usize, block: u32, kv_head: usize) -> (&[f16], &[f16]) {
         let start = self.offset(layer, block, kv_head);
         let end = start + BLOCK_SIZE * self.head_dim;
         (&self.k[start..end], &self.v[start..end])
@@ -89,11 +99,12 @@ mod tests {
         let blocks = [2, 0];
         kv.store(1, &blocks, 17, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[-1.0, -2.0, -3.0, -4.0, -5.0, -6.0]);
         let (k, v) = kv.block(1, 0, 1);
+        let f32s = |xs: &[f16]| xs.iter().map(|x| x.to_f32()).collect::<Vec<_>>();
         // Position 17 is slot 1 of the second block; keys are stored transposed.
-        assert_eq!([k[1], k[BLOCK_SIZE + 1], k[2 * BLOCK_SIZE + 1]], [4.0, 5.0, 6.0]);
-        assert_eq!(&v[3..6], &[-4.0, -5.0, -6.0]);
+        assert_eq!(f32s(&[k[1], k[BLOCK_SIZE + 1], k[2 * BLOCK_SIZE + 1]]), [4.0, 5.0, 6.0]);
+        assert_eq!(f32s(&v[3..6]), [-4.0, -5.0, -6.0]);
         let (k0, _) = kv.block(0, 0, 1);
-        assert!(k0.iter().all(|&x| x == 0.0), "other layers untouched");
-        assert!(kv.block(1, 2, 1).0.iter().all(|&x| x == 0.0), "other blocks untouched");
+        assert!(k0.iter().all(|&x| x == f16::ZERO), "other layers untouched");
+        assert!(kv.block(1, 2, 1).0.iter().all(|&x| x == f16::ZERO), "other blocks untouched");
     }
 }

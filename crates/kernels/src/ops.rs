@@ -3,6 +3,8 @@
 //! `scale_add`, RMSNorm's sum of squares, SwiGLU) go through the SIMD dispatcher; the rest are
 //! plain loops the compiler vectorises. The matrix products live in `matmul`.
 
+use half::f16;
+
 use crate::simd;
 
 /// `out = x / sqrt(mean(x²) + eps) * weight`, for one row.
@@ -83,11 +85,12 @@ impl SoftmaxState {
 /// for the first `n[i]` of `ATTN_BLOCK` keys, then row `i` of `out` (starting at zeros) and
 /// `states[i]` rescaled and accumulated with `softmax weight * v_j`. Keys come transposed,
 /// `keys_t` (head_dim, ATTN_BLOCK), so the scores of a block are one vector multiply-add per
-/// dimension; `values` is (ATTN_BLOCK, head_dim). After the last block, divide each row of
+/// dimension; `values` is (ATTN_BLOCK, head_dim); both in f16, as the KV cache keeps them
+/// (half the bytes to read, and llama.cpp's default). After the last block, divide each row of
 /// `out` by its `state.sum`. Taking several queries at once lets a level read each key and
 /// value once for all of them; a query's result never depends on the others.
 #[allow(clippy::too_many_arguments)]
-pub fn attend_block(q: &[f32], n: &[usize], keys_t: &[f32], values: &[f32], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
+pub fn attend_block(q: &[f32], n: &[usize], keys_t: &[f16], values: &[f16], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
     simd::best().attend_block(q, n, keys_t, values, scale, states, out);
 }
 

@@ -147,7 +147,7 @@ mod tests {
     #[test]
     fn sizes_follow_the_options_and_the_model() {
         let block = SMOL.kv_bytes_per_block();
-        assert_eq!(block, 30 * 16 * 192 * 8);
+        assert_eq!(block, 30 * 16 * 192 * 4);
         // Default context: 4096, or the trained context when shorter.
         check(8192, None, KvSize::Blocks(300), Ok((4096, 300)));
         check(2048, None, KvSize::Blocks(300), Ok((2048, 300)));

@@ -9,6 +9,8 @@
 
 use std::sync::OnceLock;
 
+use half::f16;
+
 #[cfg(target_arch = "x86_64")]
 use crate::quant::block::{as_blocks, Block};
 use crate::ops::{SoftmaxState, ATTN_BLOCK};
@@ -153,10 +155,10 @@ pub(crate) type MicroKernel =
 pub(crate) type Transpose = unsafe fn(src: *const f32, src_stride: usize, n_rows: usize, len: usize, dst: *mut f32, dst_stride: usize, n_lanes: usize);
 
 /// (q, keys_t, values, n, scale, state, out): `AttendBlock` for one query.
-type AttendOne = unsafe fn(&[f32], &[f32], &[f32], usize, f32, &mut SoftmaxState, &mut [f32]);
+type AttendOne = unsafe fn(&[f32], &[f16], &[f16], usize, f32, &mut SoftmaxState, &mut [f32]);
 
 /// (q, n, keys_t, values, scale, states, out): see `ops::attend_block`.
-type AttendBlock = unsafe fn(&[f32], &[usize], &[f32], &[f32], f32, &mut [SoftmaxState], &mut [f32]);
+type AttendBlock = unsafe fn(&[f32], &[usize], &[f16], &[f16], f32, &mut [SoftmaxState], &mut [f32]);
 
 /// A level's GEMM: its tile shape, one microkernel per token count 1..=nr, and the transpose
 /// that packs both operands into the units its microkernels step over.
@@ -323,7 +325,7 @@ impl Kernels {
     /// See `ops::attend_block`; equal to the scalar code up to float rounding (a vector `exp`,
     /// another summation order).
     #[allow(clippy::too_many_arguments)]
-    pub fn attend_block(&self, q: &[f32], n: &[usize], keys_t: &[f32], values: &[f32], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
+    pub fn attend_block(&self, q: &[f32], n: &[usize], keys_t: &[f16], values: &[f16], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
         let hd = keys_t.len() / ATTN_BLOCK;
         assert!(
             keys_t.len() == hd * ATTN_BLOCK && values.len() == ATTN_BLOCK * hd && q.len() == n.len() * hd && out.len() == q.len() && states.len() == n.len() && n.iter().all(|&n| n <= ATTN_BLOCK),
@@ -373,7 +375,7 @@ impl Kernels {
 /// # Safety
 /// As `AttendBlock`, for `one`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn each_query(one: AttendOne, q: &[f32], n: &[usize], keys_t: &[f32], values: &[f32], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
+pub(crate) unsafe fn each_query(one: AttendOne, q: &[f32], n: &[usize], keys_t: &[f16], values: &[f16], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
     let hd = keys_t.len() / ATTN_BLOCK;
     for (((q, &n), state), out) in q.chunks_exact(hd).zip(n).zip(states).zip(out.chunks_exact_mut(hd)) {
         // SAFETY: the caller's promise.

@@ -6,6 +6,7 @@
 use super::{each_query, DotRows, Kernels, Level, Line};
 use crate::ops::{SoftmaxState, ATTN_BLOCK};
 use crate::DType;
+use half::f16;
 
 pub(super) static KERNELS: Kernels = Kernels {
     level: Level::Scalar,
@@ -57,18 +58,18 @@ unsafe fn silu_mul_entry(gate: &mut [f32], up: &[f32]) {
     silu_mul(gate, up)
 }
 
-unsafe fn attend_blocks(q: &[f32], n: &[usize], keys_t: &[f32], values: &[f32], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
+unsafe fn attend_blocks(q: &[f32], n: &[usize], keys_t: &[f16], values: &[f16], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
     // SAFETY: the reference is plain Rust.
     unsafe { each_query(attend_block, q, n, keys_t, values, scale, states, out) }
 }
 
 /// The reference for every level's `attend_block` (see `ops::attend_block`), one query.
-pub fn attend_block(q: &[f32], keys_t: &[f32], values: &[f32], n: usize, scale: f32, state: &mut SoftmaxState, out: &mut [f32]) {
+pub fn attend_block(q: &[f32], keys_t: &[f16], values: &[f16], n: usize, scale: f32, state: &mut SoftmaxState, out: &mut [f32]) {
     let hd = q.len();
     let mut scores = [0.0f32; ATTN_BLOCK];
     for (d, &qd) in q.iter().enumerate() {
         for (s, &k) in scores.iter_mut().zip(&keys_t[d * ATTN_BLOCK..(d + 1) * ATTN_BLOCK]) {
-            *s = qd.mul_add(k, *s);
+            *s = qd.mul_add(k.to_f32(), *s);
         }
     }
     let scores = &mut scores[..n];
@@ -81,7 +82,7 @@ pub fn attend_block(q: &[f32], keys_t: &[f32], values: &[f32], n: usize, scale: 
         let p = (s - new_max).exp();
         state.sum += p;
         for (o, &v) in out.iter_mut().zip(&values[j * hd..(j + 1) * hd]) {
-            *o = p.mul_add(v, *o);
+            *o = p.mul_add(v.to_f32(), *o);
         }
     }
     state.max = new_max;

@@ -239,8 +239,10 @@ fn attention_blocks_match_a_plain_softmax() {
     let mut rng = Rng(9);
     let scalar = Kernels::for_level(Level::Scalar).expect("always");
     for (hd, n_pos) in [(64, 1), (64, 16), (64, 37), (128, 50), (24, 33), (80, 17), (66, 40)] {
-        let keys: Vec<Vec<f32>> = (0..n_pos).map(|_| rng.normals(hd, 1.0)).collect();
-        let values: Vec<Vec<f32>> = (0..n_pos).map(|_| rng.normals(hd, 1.0)).collect();
+        // Keys and values as the cache holds them: f16.
+        let as_f16 = |v: Vec<f32>| v.into_iter().map(half::f16::from_f32).collect::<Vec<_>>();
+        let keys: Vec<Vec<half::f16>> = (0..n_pos).map(|_| as_f16(rng.normals(hd, 1.0))).collect();
+        let values: Vec<Vec<half::f16>> = (0..n_pos).map(|_| as_f16(rng.normals(hd, 1.0))).collect();
         let scale = 1.0 / (hd as f32).sqrt();
         // Query i sees the first sees[i] positions: ascending, so those that see a block are
         // always the last ones, as the engine passes them. Six spans a group of four and a pair.
@@ -251,18 +253,18 @@ fn attention_blocks_match_a_plain_softmax() {
             .enumerate()
             .map(|(i, &seen)| {
                 let qi = &q[i * hd..(i + 1) * hd];
-                let scores: Vec<f64> = keys[..seen].iter().map(|k| qi.iter().zip(k).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>() * f64::from(scale)).collect();
+                let scores: Vec<f64> = keys[..seen].iter().map(|k| qi.iter().zip(k).map(|(a, b)| f64::from(*a) * f64::from(b.to_f32())).sum::<f64>() * f64::from(scale)).collect();
                 let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
                 let total: f64 = weights.iter().sum();
-                (0..hd).map(|d| weights.iter().zip(&values).map(|(w, v)| w * f64::from(v[d])).sum::<f64>() / total).collect()
+                (0..hd).map(|d| weights.iter().zip(&values).map(|(w, v)| w * f64::from(v[d].to_f32())).sum::<f64>() / total).collect()
             })
             .collect();
         let run = |k: &Kernels, first: usize, last: usize| -> (Vec<f32>, Vec<SoftmaxState>) {
             let (mut states, mut out) = (vec![SoftmaxState::EMPTY; last - first], vec![0.0f32; (last - first) * hd]);
             for start in (0..n_pos).step_by(ATTN_BLOCK) {
-                let mut keys_t = vec![0.0f32; hd * ATTN_BLOCK];
-                let mut vals = vec![0.0f32; ATTN_BLOCK * hd];
+                let mut keys_t = vec![half::f16::ZERO; hd * ATTN_BLOCK];
+                let mut vals = vec![half::f16::ZERO; ATTN_BLOCK * hd];
                 for j in 0..(n_pos - start).min(ATTN_BLOCK) {
                     for d in 0..hd {
                         keys_t[d * ATTN_BLOCK + j] = keys[start + j][d];
@@ -271,8 +273,8 @@ fn attention_blocks_match_a_plain_softmax() {
                 }
                 // Slots past n hold garbage in a real cache: it must not matter.
                 for j in (n_pos - start).min(ATTN_BLOCK)..ATTN_BLOCK {
-                    vals[j * hd] = f32::NAN;
-                    keys_t[j] = 1e30;
+                    vals[j * hd] = half::f16::NAN;
+                    keys_t[j] = half::f16::MAX;
                 }
                 let Some(active) = (first..last).position(|i| sees[i] > start) else { continue };
                 let n: Vec<usize> = sees[first + active..last].iter().map(|&s| (s - start).min(ATTN_BLOCK)).collect();

@@ -23,6 +23,7 @@ use dot_k::{Q2K, Q3K, Q4K, Q5K, Q6K};
 use super::acts::{widen_scales, widened_lines};
 use super::{each_query, Acts, DotRows, DotTile, Kernels, Level, Line, MAX_TILE};
 use crate::ops::SoftmaxState;
+use half::f16;
 use crate::quant::{q4_0::BlockQ4_0, q4_1::BlockQ4_1, q5_0::BlockQ5_0, q5_1::BlockQ5_1, q8_0::BlockQ8_0};
 use crate::DType;
 
@@ -96,7 +97,7 @@ unsafe fn rows<K: DotTile>(w: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut 
 }
 
 /// `ops::attend_block` one query at a time.
-unsafe fn attend_blocks(q: &[f32], n: &[usize], keys_t: &[f32], values: &[f32], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
+unsafe fn attend_blocks(q: &[f32], n: &[usize], keys_t: &[f16], values: &[f16], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
     // SAFETY: the dispatcher checked the CPU and the shapes.
     unsafe { each_query(ops::attend_block, q, n, keys_t, values, scale, states, out) }
 }

@@ -5,6 +5,8 @@
 
 use std::arch::x86_64::*;
 
+use half::f16;
+
 use super::util::{hsum, lane_mask};
 use crate::ops::{SoftmaxState, ATTN_BLOCK};
 
@@ -124,7 +126,7 @@ const LN2_HI: f32 = f32::from_bits(0x3f31_8000); // 0.693359375
 /// # Safety
 /// The CPU must have this level's features; the dispatcher checked the shapes.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn attend_block(q: &[f32], keys_t: &[f32], values: &[f32], n: usize, scale: f32, state: &mut SoftmaxState, out: &mut [f32]) {
+pub(super) unsafe fn attend_block(q: &[f32], keys_t: &[f16], values: &[f16], n: usize, scale: f32, state: &mut SoftmaxState, out: &mut [f32]) {
     let hd = q.len();
     let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
     let neg_inf = _mm256_set1_ps(f32::NEG_INFINITY);
@@ -134,8 +136,8 @@ pub(super) unsafe fn attend_block(q: &[f32], keys_t: &[f32], values: &[f32], n: 
         for (d, &qd) in q.iter().enumerate() {
             let qv = _mm256_set1_ps(qd);
             let k = keys_t.as_ptr().add(d * ATTN_BLOCK);
-            lo = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k), lo);
-            hi = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k.add(8)), hi);
+            lo = _mm256_fmadd_ps(qv, load8_f16(k), lo);
+            hi = _mm256_fmadd_ps(qv, load8_f16(k.add(8)), hi);
         }
         let sv = _mm256_set1_ps(scale);
         let (m_lo, m_hi) = (_mm256_castsi256_ps(lane_mask(n.min(8))), _mm256_castsi256_ps(lane_mask(n.saturating_sub(8))));
@@ -159,12 +161,31 @@ pub(super) unsafe fn attend_block(q: &[f32], keys_t: &[f32], values: &[f32], n: 
             let mc = lane_mask((hd - c).min(8));
             let mut acc = _mm256_mul_ps(_mm256_maskload_ps(po.add(c), mc), _mm256_set1_ps(correction));
             for (j, &w) in weights[..n].iter().enumerate() {
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(w), _mm256_maskload_ps(pv.add(j * hd + c), mc), acc);
+                let v = if hd - c >= 8 {
+                    load8_f16(pv.add(j * hd + c))
+                } else {
+                    // AVX2 has no masked 16-bit load: the tail goes through a padded copy.
+                    let mut tail = [f16::ZERO; 8];
+                    tail[..hd - c].copy_from_slice(&values[j * hd + c..(j + 1) * hd]);
+                    load8_f16(tail.as_ptr())
+                };
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(w), v, acc);
             }
             _mm256_maskstore_ps(po.add(c), mc, acc);
             c += 8;
         }
     }
+}
+
+/// Eight f16 values at `p` as f32 (exactly).
+///
+/// # Safety
+/// `p` must point at 8 readable values.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn load8_f16(p: *const f16) -> __m256 {
+    // SAFETY: the caller's promise; the load is unaligned.
+    unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
 }
 
 /// `e^x` within about 1 ulp: `x = n ln 2 + r` with |r| <= ln 2 / 2 (ln 2 split in two for an

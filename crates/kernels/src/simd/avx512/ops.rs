@@ -5,6 +5,8 @@
 
 use std::arch::x86_64::*;
 
+use half::f16;
+
 use super::util::{hsum, lane_mask};
 use crate::ops::{SoftmaxState, ATTN_BLOCK};
 
@@ -122,7 +124,7 @@ pub(super) unsafe fn silu_mul(gate: &mut [f32], up: &[f32]) {
 /// # Safety
 /// The CPU must have this level's features; the dispatcher checked the shapes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-pub(super) unsafe fn attend_block(q: &[f32], n: &[usize], keys_t: &[f32], values: &[f32], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
+pub(super) unsafe fn attend_block(q: &[f32], n: &[usize], keys_t: &[f16], values: &[f16], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
     let hd = keys_t.len() / ATTN_BLOCK;
     for (g, n) in n.chunks(4).enumerate() {
         let (q, out, states) = (&q[4 * g * hd..], &mut out[4 * g * hd..], &mut states[4 * g..]);
@@ -142,7 +144,7 @@ pub(super) unsafe fn attend_block(q: &[f32], n: &[usize], keys_t: &[f32], values
 /// register arrays need constant indices after unrolling.)
 #[allow(clippy::needless_range_loop)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-unsafe fn attend<const Q: usize>(q: &[f32], n: &[usize], keys_t: &[f32], values: &[f32], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
+unsafe fn attend<const Q: usize>(q: &[f32], n: &[usize], keys_t: &[f16], values: &[f16], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
     let hd = keys_t.len() / ATTN_BLOCK;
     assert!(q.len() >= Q * hd && out.len() >= Q * hd && n.len() >= Q && states.len() >= Q);
     let mut chains = [[_mm512_setzero_ps(); 4]; Q];
@@ -151,7 +153,7 @@ unsafe fn attend<const Q: usize>(q: &[f32], n: &[usize], keys_t: &[f32], values:
     // SAFETY (whole body): keys_t is (hd, 16), values (16, hd), q and out hold Q rows of hd
     // (asserted); every access is within those, or masked to them.
     unsafe {
-        let key = |d: usize| _mm512_loadu_ps(keys_t.as_ptr().add(d * ATTN_BLOCK));
+        let key = |d: usize| _mm512_cvtph_ps(_mm256_loadu_si256(keys_t.as_ptr().add(d * ATTN_BLOCK).cast()));
         let (pq, po, pv) = (q.as_ptr(), out.as_mut_ptr(), values.as_ptr());
         // Constant indices into `chains`, so that they stay in registers.
         let quads = hd / 4 * 4;
@@ -190,7 +192,7 @@ unsafe fn attend<const Q: usize>(q: &[f32], n: &[usize], keys_t: &[f32], values:
                 }
             }
             for j in 0..n_max {
-                let v = array_of!(4, _mm512_setzero_ps(), |s| _mm512_maskz_loadu_ps(masks[s], pv.wrapping_add(j * hd + c + 16 * s)));
+                let v = array_of!(4, _mm512_setzero_ps(), |s| _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(masks[s], pv.wrapping_add(j * hd + c + 16 * s).cast())));
                 for i in 0..Q {
                     // Past a query's own keys the slots may hold anything (even NaN): skipped.
                     if j < n[i] {
