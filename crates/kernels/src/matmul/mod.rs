@@ -61,8 +61,8 @@ pub struct MatmulScratch {
     /// Exact and Bf16, tiled: (n_tiles, units, nr) activations packed token-interleaved for the
     /// GEMM.
     packed: Vec<f32>,
-    /// Exact: per thread, a (kc, mr) weight panel and a kc-element row buffer (tiled), or one
-    /// dequantized weight row (scalar level).
+    /// Exact and Bf16: per thread, a (KC units, mr) weight panel and the (mr, KC) dequantized
+    /// rows it is packed from (tiled), or one dequantized weight row (scalar level).
     panels: Vec<f32>,
 }
 

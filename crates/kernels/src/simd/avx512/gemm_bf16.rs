@@ -2,7 +2,8 @@
 //! up to 12 tokens, 24 accumulators) with both operands rounded to bf16 and each step of the
 //! kernel taking two values of k at once (`vdpbf16ps`: two bf16 products added to an f32 lane),
 //! twice the multiply-adds per instruction of `vfmadd`. The products of two bf16 values are
-//! exact in f32, so the only loss is the rounding of the inputs (8 significant bits).
+//! exact in f32 and are summed in f32, so the loss is the rounding of the inputs (8 significant
+//! bits), plus `vdpbf16ps` treating denormal inputs and results as zero.
 //!
 //! A unit is one pair (k, k + 1) of bf16 values in 4 bytes, the low half being k. The
 //! microkernel's body is the f32 GEMM's (`gemm::micro_kernels`) with `vdpbf16ps` as its step.
