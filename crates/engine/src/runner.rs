@@ -440,18 +440,26 @@ impl Engine {
             return;
         }
 
-        // The batch: each chunk at the precision its tokens call for (prompt: Bf16, generated:
-        // Int8). Logits only for chunks that reach the sequence's last known token.
+        // The batch: each sequence's tokens at the precision they were first computed with:
+        // prompt tokens Bf16, generated ones Int8. A preempted sequence recomputing both sends
+        // two chunks, so its cache comes back bit for bit as it was (a token's results depend
+        // only on its own precision and position, never on the batch) and its output is what it
+        // would have been without the preemption. Logits only for the chunk that reaches the
+        // sequence's last known token.
         let mut chunks = Vec::with_capacity(work.len());
         let mut samples = Vec::new();
         for &(id, n) in &work {
             let seq = self.running.iter().find(|s| s.id == id).expect("work is for running sequences");
-            let start = seq.n_computed;
-            let ends = start + n == seq.tokens.len();
-            // Tokens at or past the prompt's end were generated; a preempted sequence recomputes
-            // its generated tokens as a prompt.
-            let precision = if start >= seq.n_prompt && seq.registered { Precision::Int8 } else { Precision::Bf16 };
-            chunks.push(SeqChunk { blocks: &seq.blocks, start_pos: start, tokens: &seq.tokens[start..start + n], logits: if ends { Logits::Last } else { Logits::None }, precision });
+            let (start, end) = (seq.n_computed, seq.n_computed + n);
+            let ends = end == seq.tokens.len();
+            let split = seq.n_prompt.clamp(start, end);
+            for (range, precision) in [(start..split, Precision::Bf16), (split..end, Precision::Int8)] {
+                if range.is_empty() {
+                    continue;
+                }
+                let logits = if ends && range.end == end { Logits::Last } else { Logits::None };
+                chunks.push(SeqChunk { blocks: &seq.blocks, start_pos: range.start, tokens: &seq.tokens[range], logits, precision });
+            }
             if ends {
                 samples.push(id);
             }

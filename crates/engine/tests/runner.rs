@@ -1,6 +1,6 @@
 //! The serving engine on the default model: continuous batching gives every request exactly
-//! what it would get alone (batch invariance), prefix caching reuses prompts, and cancelled or
-//! finished requests give back every KV block.
+//! what it would get alone (batch invariance), even when KV pressure preempts it, prefix
+//! caching reuses prompts, and cancelled or finished requests give back every KV block.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,12 +28,16 @@ impl EventSink for ChannelSink {
 }
 
 fn engine(max_seqs: usize) -> Option<EngineHandle> {
+    engine_with(max_seqs, 1024, 1024)
+}
+
+fn engine_with(max_seqs: usize, n_ctx: usize, kv_blocks: usize) -> Option<EngineHandle> {
     let Some(path) = std::env::var_os("HERD_TEST_MODEL") else {
         eprintln!("skipped: HERD_TEST_MODEL is not set (scripts/test sets it)");
         return None;
     };
     let model = Arc::new(Model::load(&PathBuf::from(path)).unwrap());
-    let cfg = EngineConfig { n_ctx: 1024, max_seqs, max_queue: 64, kv_blocks: 1024, token_budget: 64, threads: 2 };
+    let cfg = EngineConfig { n_ctx, max_seqs, max_queue: 64, kv_blocks, token_budget: 64, threads: 2 };
     Some(EngineHandle::start(model, cfg))
 }
 
@@ -94,6 +98,23 @@ fn outputs_do_not_depend_on_the_batch() {
     let together: Vec<String> = receivers.iter().map(|rx| collect(rx).0).collect();
     for (i, text) in alone.iter().enumerate() {
         assert_eq!(&together[i], text, "request {i} alone vs in a batch of 16");
+    }
+    assert_blocks_return(&engine);
+    engine.shutdown(Duration::from_secs(5));
+}
+
+/// With too few KV blocks for everyone, sequences are preempted and recomputed later, each token
+/// at the precision it first had: the outputs are still exactly those of each request alone.
+#[test]
+fn preempted_requests_give_the_same_outputs() {
+    let Some(engine) = engine_with(8, 128, 12) else { return };
+    let reqs: Vec<Request> = (0..8).map(|i| request(&engine, PROMPTS[i % 4], 100 + i as u64, 40)).collect();
+    let alone: Vec<String> = reqs.iter().map(|r| collect(&submit(&engine, r.clone()).0).0).collect();
+    let receivers: Vec<_> = reqs.iter().map(|r| submit(&engine, r.clone()).0).collect();
+    let together: Vec<String> = receivers.iter().map(|rx| collect(rx).0).collect();
+    assert!(engine.stats().preemptions.load(Ordering::Relaxed) > 0, "the KV budget forced no preemption");
+    for (i, text) in alone.iter().enumerate() {
+        assert_eq!(&together[i], text, "request {i} alone vs preempted among 8");
     }
     assert_blocks_return(&engine);
     engine.shutdown(Duration::from_secs(5));
