@@ -12,13 +12,15 @@
 //! `extends`: minijinja's `multi_template` feature is off), a fuel budget that bounds both
 //! its work and the memory it allocates, a recursion limit, and a cap on the output size.
 //!
+//! A template can nest a list inside itself once per loop turn through a namespace
+//! (`{% set ns.x = [ns.x] %}`); fuel bounds the depth only to ~10^5 levels, and minijinja
+//! drops, compares and prints nested values recursively, so renders run on a thread with a
+//! large stack (`ChatTemplate::render`).
+//!
 //! Known gaps, all in minijinja and out of reach of its hooks:
-//! - A template can nest a list inside itself once per loop turn through a namespace
-//!   (`{% set ns.x = [ns.x] %}`). Fuel bounds the depth only to ~10^5 levels, and
-//!   minijinja drops, compares and prints nested values recursively, so a hostile template
-//!   can overflow the stack; holding the same list twice per level makes `~`, `==`, `in`
-//!   and `join` exponential within one instruction (printing with `{{ }}`, `string` and
-//!   `tojson` is metered here). Python's jinja2 has the same exposure.
+//! - Holding the same list twice per nesting level makes `~`, `==`, `in` and `join`
+//!   exponential within one instruction (printing with `{{ }}`, `string` and `tojson` is
+//!   metered here). Python's jinja2 has the same exposure.
 //! - `~` and `join` print `true`/`none` where Python prints `True`/`None`.
 //! - Iterating none yields nothing, where Python raises (Hermes's tool-use template with
 //!   `tools=None` renders here and fails in Hugging Face); a namespace passed to `tojson`
@@ -33,6 +35,10 @@ use std::io;
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::{Kwargs, Rest, Value};
 use minijinja::{AutoEscape, Environment, ErrorKind, State, UndefinedBehavior};
+
+/// Stack of the thread a template renders on (see `ChatTemplate::render`): enough for the
+/// deepest nesting fuel allows.
+const RENDER_STACK: usize = 1 << 30;
 
 /// The name the template is stored under in its environment; never shown to users.
 const TEMPLATE_NAME: &str = "chat_template";
@@ -223,7 +229,26 @@ impl ChatTemplate {
 
     /// Renders with exactly `vars`, which must be a JSON object (its keys become the
     /// template's variables).
+    ///
+    /// The render runs on a thread of its own with `RENDER_STACK` of stack: minijinja drops,
+    /// compares and prints nested values recursively, and fuel bounds how deep a template can
+    /// nest a list only to ~10^5 levels, which overflowed an 8 MiB stack and aborted the whole
+    /// process (`{{ x ~ '' }}` on such a list). The reservation is address space; only the
+    /// pages a render touches are backed.
     pub fn render(&self, vars: &serde_json::Value) -> Result<String, TemplateError> {
+        std::thread::scope(|scope| {
+            let render = std::thread::Builder::new()
+                .name("chat-template".into())
+                .stack_size(RENDER_STACK)
+                .spawn_scoped(scope, || self.render_here(vars))
+                .map_err(|err| TemplateError::Limit(format!("cannot start the render thread: {err}")))?;
+            render.join().unwrap_or_else(|_| {
+                Err(TemplateError::Render { line: None, message: "the template engine failed".to_string() })
+            })
+        })
+    }
+
+    fn render_here(&self, vars: &serde_json::Value) -> Result<String, TemplateError> {
         if !vars.is_object() {
             return Err(TemplateError::Variables(format!(
                 "expected a JSON object, got {}",

@@ -556,6 +556,22 @@ fn endless_work_is_stopped() {
     }
 }
 
+/// A list nested as deep as the work budget allows, then printed by operators that recurse
+/// through it (`~`, `join`, `==`): this overflowed the caller's stack and aborted the process
+/// before templates rendered on a thread of their own with a large stack.
+#[test]
+fn deep_nesting_does_not_overflow_the_stack() {
+    let nest = "{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}";
+    for print in ["{{ (ns.x ~ '')|length }}", "{{ ([ns.x]|join(','))|length }}", "{{ ns.x == ns.x }}"] {
+        let source = format!("{nest}{print}");
+        // Rendered or refused for a limit: anything but a crash.
+        match render(&source, "{}") {
+            Ok(text) => assert!(!text.is_empty(), "{print}"),
+            Err(err) => assert!(matches!(err, TemplateError::Limit(_)), "{print}: {err:?}"),
+        }
+    }
+}
+
 #[test]
 fn output_is_capped() {
     let err = render(
