@@ -63,14 +63,16 @@ fn runs_chats_benches_and_tokenizes_a_synthetic_model() {
     assert!(chat.ok, "{}", chat.stderr);
     assert_eq!(chat.stdout.lines().count(), 2, "one answer per message line: {:?}", chat.stdout);
 
-    let bench = herd(&["bench", "-m", s(&model), "-p", "16", "-n", "4", "-r", "1", "--json"], "", &[]);
+    let bench = herd(&["bench", "-m", s(&model), "-p", "16", "-n", "4", "-d", "0,20", "-r", "1", "--json"], "", &[]);
     assert!(bench.ok, "{}", bench.stderr);
     let rows: serde_json::Value = serde_json::from_str(&bench.stdout).unwrap();
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 2);
-    assert_eq!((rows[0]["n_prompt"].as_u64(), rows[0]["n_gen"].as_u64()), (Some(16), Some(0)));
-    assert_eq!((rows[1]["n_prompt"].as_u64(), rows[1]["n_gen"].as_u64()), (Some(0), Some(4)));
-    assert!(rows[1]["avg_ts"].as_f64().unwrap() > 0.0 && rows[1]["stddev_ts"].is_number());
+    let shape = |r: &serde_json::Value| (r["n_prompt"].as_u64(), r["n_gen"].as_u64(), r["n_depth"].as_u64());
+    let shapes: Vec<_> = rows.iter().map(shape).collect();
+    assert_eq!(shapes, [(Some(16), Some(0), Some(0)), (Some(16), Some(0), Some(20)), (Some(0), Some(4), Some(0)), (Some(0), Some(4), Some(20))]);
+    assert!(rows[3]["avg_ts"].as_f64().unwrap() > 0.0 && rows[3]["stddev_ts"].is_number());
+    let table = herd(&["bench", "-m", s(&model), "-p", "0", "-n", "4", "-d", "20", "-r", "1"], "", &[]);
+    assert!(table.ok && table.stdout.contains("| tg4 @ d20 |"), "{}", table.stdout);
 
     let tok = herd(&["tokenize", "-m", s(&model), "<|im_start|>et"], "", &[]);
     assert!(tok.ok && tok.stdout.trim().split(' ').count() == 2, "{:?} {}", tok.stdout, tok.stderr);

@@ -1,6 +1,7 @@
-//! Throughput measurement with llama-bench's meaning: `pp N` reads an N-token prompt from an
-//! empty context (in batches, as a prompt is read); `tg N` generates N tokens one at a time from
-//! an empty context. Token ids are random, so the numbers measure the engine, not the text.
+//! Throughput measurement with llama-bench's meaning: `pp N` reads an N-token prompt (in
+//! batches, as a prompt is read); `tg N` generates N tokens one at a time; both start from a
+//! context of `depth` tokens already in the cache (llama-bench's `-d`), read untimed before
+//! each run. Token ids are random, so the numbers measure the engine, not the text.
 
 use std::time::{Duration, Instant};
 
@@ -35,17 +36,21 @@ impl Test {
     }
 }
 
-/// Runs `test` once untimed (to warm caches and grow buffers), then `reps` times, returning the
-/// duration of each timed run.
-pub fn run(model: &Model, pool: &ThreadPool, test: Test, reps: usize) -> Result<Vec<Duration>> {
+/// Runs `test` after `depth` tokens of context once untimed (to warm caches and grow buffers),
+/// then `reps` times, returning the duration of each timed run.
+pub fn run(model: &Model, pool: &ThreadPool, test: Test, depth: usize, reps: usize) -> Result<Vec<Duration>> {
     let n_vocab = model.cfg().n_vocab as u64;
     let mut rng = Rng::new(0x5EED);
     let n = test.n_tokens();
-    let mut session = Session::new(model, pool, Some(n.max(1)))?;
+    let mut session = Session::new(model, pool, Some((depth + n).max(1)))?;
     let mut samples = Vec::with_capacity(reps);
     for rep in 0..=reps {
-        let tokens: Vec<u32> = (0..n).map(|_| (rng.next_u64() % n_vocab) as u32).collect();
+        let mut random = |len: usize| -> Vec<u32> { (0..len).map(|_| (rng.next_u64() % n_vocab) as u32).collect() };
+        let (context, tokens) = (random(depth), random(n));
         session.clear();
+        if depth > 0 {
+            session.eval(&context, Logits::None)?;
+        }
         let start = Instant::now();
         match test {
             Test::Prompt(_) => {

@@ -20,6 +20,9 @@ pub struct Args {
     /// Generation lengths to test, comma-separated (0 skips).
     #[arg(short = 'n', long = "n-gen", value_delimiter = ',', default_value = "128")]
     n_gen: Vec<usize>,
+    /// Tokens of context already in the cache when each test starts, comma-separated.
+    #[arg(short = 'd', long = "n-depth", value_delimiter = ',', default_value = "0")]
+    n_depth: Vec<usize>,
     /// Threads, comma-separated (default: one per core).
     #[arg(short, long, value_delimiter = ',')]
     threads: Vec<usize>,
@@ -53,8 +56,8 @@ pub fn main(args: Args) -> Result<()> {
     }
     for &n_threads in &threads {
         let pool = herd_kernels::ThreadPool::new(n_threads);
-        for &test in &tests {
-            let samples = run(&model, &pool, test, args.repetitions)?;
+        for (&test, &depth) in tests.iter().flat_map(|t| args.n_depth.iter().map(move |d| (t, d))) {
+            let samples = run(&model, &pool, test, depth, args.repetitions)?;
             let ns: Vec<u64> = samples.iter().map(|d| d.as_nanos() as u64).collect();
             let ts: Vec<f64> = samples.iter().map(|d| test.n_tokens() as f64 / d.as_secs_f64()).collect();
             let (avg_ns, stddev_ns) = mean_std(&ns.iter().map(|&x| x as f64).collect::<Vec<_>>());
@@ -76,6 +79,7 @@ pub fn main(args: Args) -> Result<()> {
                     "n_threads": n_threads,
                     "n_prompt": n_prompt,
                     "n_gen": n_gen,
+                    "n_depth": depth,
                     "avg_ns": avg_ns as u64,
                     "stddev_ns": stddev_ns as u64,
                     "avg_ts": avg_ts,
@@ -84,11 +88,11 @@ pub fn main(args: Args) -> Result<()> {
                     "samples_ts": ts,
                 }));
             } else {
+                let name = if depth > 0 { format!("{} @ d{depth}", test.name()) } else { test.name() };
                 println!(
-                    "| {model_type} | {:.2} MiB | {:.2} M | CPU | {n_threads} | {} | {avg_ts:.2} ± {stddev_ts:.2} |",
+                    "| {model_type} | {:.2} MiB | {:.2} M | CPU | {n_threads} | {name} | {avg_ts:.2} ± {stddev_ts:.2} |",
                     model_size as f64 / (1 << 20) as f64,
                     n_params as f64 / 1e6,
-                    test.name()
                 );
             }
         }
