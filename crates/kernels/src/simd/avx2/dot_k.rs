@@ -11,7 +11,7 @@
 use std::arch::x86_64::*;
 
 use super::util::{f16, hsum, hsum_epi32, load256, load256_at};
-use crate::quant::block::as_blocks;
+use crate::quant::block::{as_blocks, Block};
 use crate::quant::q2_k::BlockQ2K;
 use crate::quant::q3_k::BlockQ3K;
 use crate::quant::q4_k::BlockQ4K;
@@ -21,12 +21,46 @@ use crate::quant::q8_k::BlockQ8K;
 use crate::simd::kscales::{q3_k_stored, scale_min_k4};
 use crate::simd::{act_rows, Acts, DotTile};
 
-/// The K-quants against Q8_K activations.
-pub(super) struct Q2K;
-pub(super) struct Q3K;
-pub(super) struct Q4K;
-pub(super) struct Q5K;
-pub(super) struct Q6K;
+/// A K-quant format `B` against Q8_K activations.
+pub(super) struct DotK<B>(std::marker::PhantomData<B>);
+
+/// One format's part of the dot: a super-block's contribution to every token's sums.
+trait KBlock: Block {
+    /// Whether the format has group mins, which `acc_min` collects.
+    const HAS_MIN: bool;
+
+    /// Adds this super-block (index `b` of its row) dotted with activation block `b` of each
+    /// token: scaled integer sums into the lanes of `acc`, min terms into `acc_min`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C.
+    unsafe fn accumulate<const T: usize>(&self, a: &[&[BlockQ8K]; T], b: usize, acc: &mut [__m256; T], acc_min: &mut [f32; T]);
+}
+
+impl<B: KBlock> DotTile for DotK<B> {
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn tile<const T: usize>(w_rows: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut f32, out_stride: usize) {
+        let n_blocks = row_bytes / std::mem::size_of::<B>();
+        let a: [&[BlockQ8K]; T] = act_rows(act, n_blocks);
+        for (r, w) in w_rows.chunks_exact(row_bytes).enumerate() {
+            let w: &[B] = as_blocks(w);
+            let (mut acc, mut acc_min) = ([_mm256_setzero_ps(); T], [0.0f32; T]);
+            for (b, x) in w.iter().enumerate() {
+                // SAFETY: this function's features are the trait's requirement.
+                unsafe { x.accumulate(&a, b, &mut acc, &mut acc_min) };
+            }
+            let mut res = [0.0f32; T];
+            for t in 0..T {
+                res[t] = if B::HAS_MIN { acc_min[t] + hsum(acc[t]) } else { hsum(acc[t]) };
+            }
+            for (t, v) in res.into_iter().enumerate() {
+                // SAFETY: the `DotTile` contract: in bounds and written by this thread alone.
+                unsafe { *out.add(t * out_stride + r) = v };
+            }
+        }
+    }
+}
 
 /// `isum += scale * (levels * a)`, with the i16 scale of each pair lane.
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -112,194 +146,124 @@ fn k4_body<const T: usize>(qs: &[u8; 128], scales: &[u8; 12], d: f32, dmin: f32,
     }
 }
 
-impl DotTile for Q4K {
+impl KBlock for BlockQ4K {
+    const HAS_MIN: bool = true;
+
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    unsafe fn tile<const T: usize>(w_rows: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut f32, out_stride: usize) {
-        let n_blocks = row_bytes / std::mem::size_of::<BlockQ4K>();
-        let a: [&[BlockQ8K]; T] = act_rows(act, n_blocks);
-        for (r, w) in w_rows.chunks_exact(row_bytes).enumerate() {
-            let w: &[BlockQ4K] = as_blocks(w);
-            let mut res = [0.0f32; T];
-            let (mut acc, mut acc_min) = ([_mm256_setzero_ps(); T], [0.0f32; T]);
-            for (b, x) in w.iter().enumerate() {
-                k4_body(&x.qs, &x.scales, f16(x.d), f16(x.dmin), None, &a, b, &mut acc, &mut acc_min);
-            }
-            for t in 0..T {
-                res[t] = acc_min[t] + hsum(acc[t]);
-            }
-            for (t, v) in res.into_iter().enumerate() {
-                // SAFETY: the `DotTile` contract: in bounds and written by this thread alone.
-                unsafe { *out.add(t * out_stride + r) = v };
-            }
-        }
+    unsafe fn accumulate<const T: usize>(&self, a: &[&[BlockQ8K]; T], b: usize, acc: &mut [__m256; T], acc_min: &mut [f32; T]) {
+        k4_body(&self.qs, &self.scales, f16(self.d), f16(self.dmin), None, a, b, acc, acc_min);
     }
 }
 
-impl DotTile for Q5K {
+impl KBlock for BlockQ5K {
+    const HAS_MIN: bool = true;
+
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    unsafe fn tile<const T: usize>(w_rows: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut f32, out_stride: usize) {
-        let n_blocks = row_bytes / std::mem::size_of::<BlockQ5K>();
-        let a: [&[BlockQ8K]; T] = act_rows(act, n_blocks);
-        for (r, w) in w_rows.chunks_exact(row_bytes).enumerate() {
-            let w: &[BlockQ5K] = as_blocks(w);
-            let mut res = [0.0f32; T];
-            let (mut acc, mut acc_min) = ([_mm256_setzero_ps(); T], [0.0f32; T]);
-            for (b, x) in w.iter().enumerate() {
-                k4_body(&x.qs, &x.scales, f16(x.d), f16(x.dmin), Some(&x.qh), &a, b, &mut acc, &mut acc_min);
-            }
-            for t in 0..T {
-                res[t] = acc_min[t] + hsum(acc[t]);
-            }
-            for (t, v) in res.into_iter().enumerate() {
-                // SAFETY: the `DotTile` contract: in bounds and written by this thread alone.
-                unsafe { *out.add(t * out_stride + r) = v };
-            }
-        }
+    unsafe fn accumulate<const T: usize>(&self, a: &[&[BlockQ8K]; T], b: usize, acc: &mut [__m256; T], acc_min: &mut [f32; T]) {
+        k4_body(&self.qs, &self.scales, f16(self.d), f16(self.dmin), Some(&self.qh), a, b, acc, acc_min);
     }
 }
 
-impl DotTile for Q6K {
+impl KBlock for BlockQ6K {
+    const HAS_MIN: bool = false;
+
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    unsafe fn tile<const T: usize>(w_rows: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut f32, out_stride: usize) {
-        let n_blocks = row_bytes / std::mem::size_of::<BlockQ6K>();
-        let a: [&[BlockQ8K]; T] = act_rows(act, n_blocks);
-        for (r, w) in w_rows.chunks_exact(row_bytes).enumerate() {
-            let w: &[BlockQ6K] = as_blocks(w);
-            let mut res = [0.0f32; T];
-            let mut acc = [_mm256_setzero_ps(); T];
-            for (b, x) in w.iter().enumerate() {
-                let sc: [i16; 16] = std::array::from_fn(|g| i16::from(x.scales[g]));
-                let mut isum = [_mm256_setzero_si256(); T];
-                for h in 0..2 {
-                    // Half h: ql[64h..64h+32] low nibbles are quarter 0, high nibbles quarter 2;
-                    // ql[64h+32..64h+64] likewise quarters 1 and 3; qh[32h..] holds the top two
-                    // bits of quarter k at bits 2k..2k+2.
-                    let ql = [load256_at(&x.ql[..], 64 * h), load256_at(&x.ql[..], 64 * h + 32)];
-                    let qh = load256_at(&x.qh[..], 32 * h);
-                    let m30 = _mm256_set1_epi8(0x30);
-                    let tops = [
-                        _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m30),
-                        _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m30),
-                        _mm256_and_si256(qh, m30),
-                        _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m30),
-                    ];
-                    for (k, top) in tops.into_iter().enumerate() {
-                        let low = if k < 2 { ql[k] } else { _mm256_srli_epi16::<4>(ql[k - 2]) };
-                        let levels = _mm256_or_si256(_mm256_and_si256(low, _mm256_set1_epi8(0x0f)), top);
-                        let scale = two_groups(&sc, 8 * h + 2 * k);
-                        for t in 0..T {
-                            isum[t] = mul_add(isum[t], levels, load256_at(&a[t][b].qs[..], 128 * h + 32 * k), scale);
-                        }
-                    }
-                }
-                let d = f16(x.d);
+    unsafe fn accumulate<const T: usize>(&self, a: &[&[BlockQ8K]; T], b: usize, acc: &mut [__m256; T], _: &mut [f32; T]) {
+        let sc: [i16; 16] = std::array::from_fn(|g| i16::from(self.scales[g]));
+        let mut isum = [_mm256_setzero_si256(); T];
+        for h in 0..2 {
+            // Half h: ql[64h..64h+32] low nibbles are quarter 0, high nibbles quarter 2;
+            // ql[64h+32..64h+64] likewise quarters 1 and 3; qh[32h..] holds the top two
+            // bits of quarter k at bits 2k..2k+2.
+            let ql = [load256_at(&self.ql[..], 64 * h), load256_at(&self.ql[..], 64 * h + 32)];
+            let qh = load256_at(&self.qh[..], 32 * h);
+            let m30 = _mm256_set1_epi8(0x30);
+            let tops = [
+                _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m30),
+                _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m30),
+                _mm256_and_si256(qh, m30),
+                _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m30),
+            ];
+            for (k, top) in tops.into_iter().enumerate() {
+                let low = if k < 2 { ql[k] } else { _mm256_srli_epi16::<4>(ql[k - 2]) };
+                let levels = _mm256_or_si256(_mm256_and_si256(low, _mm256_set1_epi8(0x0f)), top);
+                let scale = two_groups(&sc, 8 * h + 2 * k);
                 for t in 0..T {
-                    let y = &a[t][b];
-                    // Levels are stored +32: take 32 * sum_g sc[g] * bsum[g] back.
-                    let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(load256(&y.bsums), as_vec(&sc)));
-                    let isum = _mm256_sub_epi32(isum[t], offset);
-                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * y.d()), acc[t]);
+                    isum[t] = mul_add(isum[t], levels, load256_at(&a[t][b].qs[..], 128 * h + 32 * k), scale);
                 }
             }
-            for t in 0..T {
-                res[t] = hsum(acc[t]);
-            }
-            for (t, v) in res.into_iter().enumerate() {
-                // SAFETY: the `DotTile` contract: in bounds and written by this thread alone.
-                unsafe { *out.add(t * out_stride + r) = v };
-            }
+        }
+        let d = f16(self.d);
+        for t in 0..T {
+            let y = &a[t][b];
+            // Levels are stored +32: take 32 * sum_g sc[g] * bsum[g] back.
+            let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(load256(&y.bsums), as_vec(&sc)));
+            let isum = _mm256_sub_epi32(isum[t], offset);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * y.d()), acc[t]);
         }
     }
 }
 
-impl DotTile for Q3K {
+impl KBlock for BlockQ3K {
+    const HAS_MIN: bool = false;
+
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    unsafe fn tile<const T: usize>(w_rows: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut f32, out_stride: usize) {
-        let n_blocks = row_bytes / std::mem::size_of::<BlockQ3K>();
-        let a: [&[BlockQ8K]; T] = act_rows(act, n_blocks);
-        for (r, w) in w_rows.chunks_exact(row_bytes).enumerate() {
-            let w: &[BlockQ3K] = as_blocks(w);
-            let mut res = [0.0f32; T];
-            let mut acc = [_mm256_setzero_ps(); T];
-            for (b, x) in w.iter().enumerate() {
-                let stored: [u8; 16] = bytemuck_words(q3_k_stored(&x.scales));
-                let sc: [i16; 16] = std::array::from_fn(|g| i16::from(stored[g]) - 32);
-                let hmask = load256(&x.hmask);
-                let mut isum = [_mm256_setzero_si256(); T];
-                for h in 0..2 {
-                    let q = load256_at(&x.qs[..], 32 * h);
-                    for k in 0..4 {
-                        // Stored level = low bits + 4 * high bit (0..=7), the signed level minus 4.
-                        // Element i's high bit is bit i / 32 of hmask[i % 32].
-                        let levels = _mm256_or_si256(two_bits(q, k), bit_to::<2>(hmask, 4 * h + k));
-                        let scale = two_groups(&sc, 8 * h + 2 * k);
-                        for t in 0..T {
-                            isum[t] = mul_add(isum[t], levels, load256_at(&a[t][b].qs[..], 128 * h + 32 * k), scale);
-                        }
-                    }
-                }
-                let d = f16(x.d);
+    unsafe fn accumulate<const T: usize>(&self, a: &[&[BlockQ8K]; T], b: usize, acc: &mut [__m256; T], _: &mut [f32; T]) {
+        let stored: [u8; 16] = bytemuck_words(q3_k_stored(&self.scales));
+        let sc: [i16; 16] = std::array::from_fn(|g| i16::from(stored[g]) - 32);
+        let hmask = load256(&self.hmask);
+        let mut isum = [_mm256_setzero_si256(); T];
+        for h in 0..2 {
+            let q = load256_at(&self.qs[..], 32 * h);
+            for k in 0..4 {
+                // Stored level = low bits + 4 * high bit (0..=7), the signed level minus 4.
+                // Element i's high bit is bit i / 32 of hmask[i % 32].
+                let levels = _mm256_or_si256(two_bits(q, k), bit_to::<2>(hmask, 4 * h + k));
+                let scale = two_groups(&sc, 8 * h + 2 * k);
                 for t in 0..T {
-                    let y = &a[t][b];
-                    let offset = _mm256_slli_epi32::<2>(_mm256_madd_epi16(load256(&y.bsums), as_vec(&sc)));
-                    let isum = _mm256_sub_epi32(isum[t], offset);
-                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * y.d()), acc[t]);
+                    isum[t] = mul_add(isum[t], levels, load256_at(&a[t][b].qs[..], 128 * h + 32 * k), scale);
                 }
             }
-            for t in 0..T {
-                res[t] = hsum(acc[t]);
-            }
-            for (t, v) in res.into_iter().enumerate() {
-                // SAFETY: the `DotTile` contract: in bounds and written by this thread alone.
-                unsafe { *out.add(t * out_stride + r) = v };
-            }
+        }
+        let d = f16(self.d);
+        for t in 0..T {
+            let y = &a[t][b];
+            let offset = _mm256_slli_epi32::<2>(_mm256_madd_epi16(load256(&y.bsums), as_vec(&sc)));
+            let isum = _mm256_sub_epi32(isum[t], offset);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * y.d()), acc[t]);
         }
     }
 }
 
-impl DotTile for Q2K {
+impl KBlock for BlockQ2K {
+    const HAS_MIN: bool = true;
+
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    unsafe fn tile<const T: usize>(w_rows: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut f32, out_stride: usize) {
-        let n_blocks = row_bytes / std::mem::size_of::<BlockQ2K>();
-        let a: [&[BlockQ8K]; T] = act_rows(act, n_blocks);
-        for (r, w) in w_rows.chunks_exact(row_bytes).enumerate() {
-            let w: &[BlockQ2K] = as_blocks(w);
-            let mut res = [0.0f32; T];
-            let (mut acc, mut acc_min) = ([_mm256_setzero_ps(); T], [0.0f32; T]);
-            for (b, x) in w.iter().enumerate() {
-                let sc: [i16; 16] = std::array::from_fn(|g| i16::from(x.scales[g] & 0x0f));
-                let mins: [i16; 16] = std::array::from_fn(|g| i16::from(x.scales[g] >> 4));
-                let mut isum = [_mm256_setzero_si256(); T];
-                for h in 0..2 {
-                    let q = load256_at(&x.qs[..], 32 * h);
-                    for k in 0..4 {
-                        let levels = two_bits(q, k);
-                        let scale = two_groups(&sc, 8 * h + 2 * k);
-                        for t in 0..T {
-                            isum[t] = mul_add(isum[t], levels, load256_at(&a[t][b].qs[..], 128 * h + 32 * k), scale);
-                        }
-                    }
-                }
-                let (d, dmin) = (f16(x.d), f16(x.dmin));
-                let mins = as_vec(&mins);
+    unsafe fn accumulate<const T: usize>(&self, a: &[&[BlockQ8K]; T], b: usize, acc: &mut [__m256; T], acc_min: &mut [f32; T]) {
+        let sc: [i16; 16] = std::array::from_fn(|g| i16::from(self.scales[g] & 0x0f));
+        let mins: [i16; 16] = std::array::from_fn(|g| i16::from(self.scales[g] >> 4));
+        let mut isum = [_mm256_setzero_si256(); T];
+        for h in 0..2 {
+            let q = load256_at(&self.qs[..], 32 * h);
+            for k in 0..4 {
+                let levels = two_bits(q, k);
+                let scale = two_groups(&sc, 8 * h + 2 * k);
                 for t in 0..T {
-                    let y = &a[t][b];
-                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d * y.d()), acc[t]);
-                    acc_min[t] -= dmin * y.d() * group_sum_dot(y, mins) as f32;
+                    isum[t] = mul_add(isum[t], levels, load256_at(&a[t][b].qs[..], 128 * h + 32 * k), scale);
                 }
             }
-            for t in 0..T {
-                res[t] = acc_min[t] + hsum(acc[t]);
-            }
-            for (t, v) in res.into_iter().enumerate() {
-                // SAFETY: the `DotTile` contract: in bounds and written by this thread alone.
-                unsafe { *out.add(t * out_stride + r) = v };
-            }
+        }
+        let (d, dmin) = (f16(self.d), f16(self.dmin));
+        let mins = as_vec(&mins);
+        for t in 0..T {
+            let y = &a[t][b];
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d * y.d()), acc[t]);
+            acc_min[t] -= dmin * y.d() * group_sum_dot(y, mins) as f32;
         }
     }
 }

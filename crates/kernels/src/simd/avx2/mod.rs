@@ -18,13 +18,13 @@ mod util;
 
 use dot32::{Offset, Signed};
 use dot_float::{Bf16W, F16W, F32W, Float};
-use dot_k::{Q2K, Q3K, Q4K, Q5K, Q6K};
+use dot_k::DotK;
 
 use super::acts::{widen_scales, widened_lines};
 use super::{each_query, Acts, DotRows, DotTile, Kernels, Level, Line, MAX_TILE};
 use crate::ops::SoftmaxState;
 use half::f16;
-use crate::quant::{q4_0::BlockQ4_0, q4_1::BlockQ4_1, q5_0::BlockQ5_0, q5_1::BlockQ5_1, q8_0::BlockQ8_0};
+use crate::quant::{q2_k::BlockQ2K, q3_k::BlockQ3K, q4_0::BlockQ4_0, q4_1::BlockQ4_1, q4_k::BlockQ4K, q5_0::BlockQ5_0, q5_1::BlockQ5_1, q5_k::BlockQ5K, q6_k::BlockQ6K, q8_0::BlockQ8_0};
 use crate::DType;
 
 pub(super) static KERNELS: Kernels = Kernels {
@@ -58,11 +58,11 @@ fn dot_rows(weight: DType) -> Option<DotRows> {
         DType::Q8_0 => rows::<Signed<BlockQ8_0>>,
         DType::Q4_1 => rows::<Offset<BlockQ4_1>>,
         DType::Q5_1 => rows::<Offset<BlockQ5_1>>,
-        DType::Q2_K => rows::<Q2K>,
-        DType::Q3_K => rows::<Q3K>,
-        DType::Q4_K => rows::<Q4K>,
-        DType::Q5_K => rows::<Q5K>,
-        DType::Q6_K => rows::<Q6K>,
+        DType::Q2_K => rows::<DotK<BlockQ2K>>,
+        DType::Q3_K => rows::<DotK<BlockQ3K>>,
+        DType::Q4_K => rows::<DotK<BlockQ4K>>,
+        DType::Q5_K => rows::<DotK<BlockQ5K>>,
+        DType::Q6_K => rows::<DotK<BlockQ6K>>,
         // Never weights in practice (ggml has no kernels for them either): scalar reference.
         DType::Q8_1 | DType::Q8_K => return None,
     })
