@@ -31,6 +31,40 @@ macro_rules! array_of {
     }};
 }
 
+/// Defines `rows::<K>`, the `DotRows` of a level's `DotTile` kernel `K`, compiled for
+/// `$features` (one body for every level). A single tile of tokens runs over all the rows at
+/// once; more tokens go through the rows in chunks of 16, every token tile over a chunk before
+/// the next, so each weight row is read from memory once and then from L1.
+#[cfg(target_arch = "x86_64")]
+macro_rules! dot_rows_from_tiles {
+    ($features:literal) => {
+        #[target_feature(enable = $features)]
+        unsafe fn rows<K: DotTile>(w: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut f32, out_stride: usize) {
+            const ROW_CHUNK: usize = 16;
+            let (n, n_rows) = (act.n(), w.len() / row_bytes);
+            let chunk = if n <= MAX_TILE { n_rows.max(1) } else { ROW_CHUNK };
+            for (c, w_chunk) in w.chunks(chunk * row_bytes).enumerate() {
+                let mut i = 0;
+                while i < n {
+                    let t = (n - i).min(MAX_TILE);
+                    let (a, o) = (act.rows(i, t), out.wrapping_add(i * out_stride + c * chunk));
+                    // SAFETY: the features are present and `out` covers every (token, row) here
+                    // (the `DotRows` contract); `a` holds t rows.
+                    unsafe {
+                        match t {
+                            1 => K::tile::<1>(w_chunk, row_bytes, a, o, out_stride),
+                            2 => K::tile::<2>(w_chunk, row_bytes, a, o, out_stride),
+                            3 => K::tile::<3>(w_chunk, row_bytes, a, o, out_stride),
+                            _ => K::tile::<4>(w_chunk, row_bytes, a, o, out_stride),
+                        }
+                    }
+                    i += t;
+                }
+            }
+        }
+    };
+}
+
 mod acts;
 #[cfg(target_arch = "x86_64")]
 mod avx2;

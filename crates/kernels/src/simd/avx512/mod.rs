@@ -71,33 +71,7 @@ fn dot_rows(weight: DType) -> Option<DotRows> {
     })
 }
 
-/// `DotRows` from a tile kernel. A single tile of tokens runs over all the rows at once; more
-/// tokens go through the rows in chunks of `ROW_CHUNK`, every token tile over a chunk before
-/// the next, so each weight row is read from memory once and then from L1.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-unsafe fn rows<K: DotTile>(w: &[u8], row_bytes: usize, act: Acts<'_>, out: *mut f32, out_stride: usize) {
-    const ROW_CHUNK: usize = 16;
-    let (n, n_rows) = (act.n(), w.len() / row_bytes);
-    let chunk = if n <= MAX_TILE { n_rows.max(1) } else { ROW_CHUNK };
-    for (c, w_chunk) in w.chunks(chunk * row_bytes).enumerate() {
-        let mut i = 0;
-        while i < n {
-            let t = (n - i).min(MAX_TILE);
-            let (a, o) = (act.rows(i, t), out.wrapping_add(i * out_stride + c * chunk));
-            // SAFETY: the features are present and `out` covers every (token, row) here (the
-            // `DotRows` contract); `a` holds t rows.
-            unsafe {
-                match t {
-                    1 => K::tile::<1>(w_chunk, row_bytes, a, o, out_stride),
-                    2 => K::tile::<2>(w_chunk, row_bytes, a, o, out_stride),
-                    3 => K::tile::<3>(w_chunk, row_bytes, a, o, out_stride),
-                    _ => K::tile::<4>(w_chunk, row_bytes, a, o, out_stride),
-                }
-            }
-            i += t;
-        }
-    }
-}
+dot_rows_from_tiles!("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c");
 
 /// Tokens per tile of the integer dots (`dot32`, `dot_k`): each token of a tile reuses the
 /// weights decoded for it, and the tile's f32 accumulators live on the stack.
