@@ -43,23 +43,21 @@ impl DType {
         DType::Q8_K,
     ];
 
-    /// The types a weight matrix may be stored in (Q8_1 and Q8_K exist only as the quantized
-    /// form of activations).
-    pub const WEIGHTS: [DType; 13] = [
-        DType::F32,
-        DType::F16,
-        DType::BF16,
-        DType::Q4_0,
-        DType::Q4_1,
-        DType::Q5_0,
-        DType::Q5_1,
-        DType::Q8_0,
-        DType::Q2_K,
-        DType::Q3_K,
-        DType::Q4_K,
-        DType::Q5_K,
-        DType::Q6_K,
-    ];
+    /// The types a weight matrix may be stored in: all but Q8_1 and Q8_K, which exist only as
+    /// the quantized form of activations.
+    pub const WEIGHTS: [DType; 13] = {
+        let mut weights = [DType::F32; 13];
+        let (mut i, mut n) = (0, 0);
+        while i < DType::ALL.len() {
+            if !matches!(DType::ALL[i], DType::Q8_1 | DType::Q8_K) {
+                weights[n] = DType::ALL[i];
+                n += 1;
+            }
+            i += 1;
+        }
+        assert!(n == weights.len(), "every type but the two activation formats");
+        weights
+    };
 
     /// The id GGUF files store for this type (ggml's `enum ggml_type`).
     pub const fn ggml_id(self) -> u32 {
