@@ -307,18 +307,18 @@ fn attention_slice(cfg: &Config, pool: &ThreadPool, kv: &KvCache, layer: usize, 
     s.groups.push(toks.end as u32);
     let n_groups = s.groups.len() - 1;
     // Tokens are in position order within a group: its last sees the most.
-    let n_ctx = |i: usize| s.tok_pos[i] as usize + 1;
-    let (mut spans, mut span_base, mut records) = (std::mem::take(&mut s.spans), std::mem::take(&mut s.span_base), 0);
-    spans.clear();
-    span_base.clear();
+    let tok_pos = &s.tok_pos;
+    let n_ctx = |i: usize| tok_pos[i] as usize + 1;
+    s.spans.clear();
+    s.span_base.clear();
+    let mut records = 0;
     for g in 0..n_groups {
         let (first, end) = (s.groups[g] as usize, s.groups[g + 1] as usize);
         let n_spans = n_ctx(end - 1).div_ceil(SPAN);
-        span_base.push(records);
-        spans.extend((0..n_spans).map(|c| (g as u32, c as u32)));
+        s.span_base.push(records);
+        s.spans.extend((0..n_spans).map(|c| (g as u32, c as u32)));
         records += n_spans * (end - first) * n_heads;
     }
-    (s.spans, s.span_base) = (spans, span_base);
     let record = hd + 2;
     if s.partials.len() < records * record {
         s.partials.resize(records * record, 0.0);
@@ -327,8 +327,7 @@ fn attention_slice(cfg: &Config, pool: &ThreadPool, kv: &KvCache, layer: usize, 
     if s.att_io.len() < pool.n_threads() * per_thread {
         s.att_io.resize(pool.n_threads() * per_thread, 0.0);
     }
-    let (q, tok_seq, tok_pos, groups, spans, span_base) = (&s.q, &s.tok_seq, &s.tok_pos, &s.groups, &s.spans, &s.span_base);
-    let n_ctx = |i: usize| tok_pos[i] as usize + 1;
+    let (q, tok_seq, groups, spans, span_base) = (&s.q, &s.tok_seq, &s.groups, &s.spans, &s.span_base);
     let partials = SharedSlice::new(&mut s.partials[..records * record]);
     let io = SharedSlice::new(&mut s.att_io[..]);
     let att = SharedSlice::new(&mut s.att[..toks.end * q_dim]);
