@@ -3,6 +3,7 @@
 
 mod cmd;
 mod model_arg;
+mod template_arg;
 
 use std::process::ExitCode;
 

@@ -97,6 +97,8 @@ fn bad_input_gets_one_clear_line() {
     let no_template = tiny(&dir, false);
     let latin1 = dir.join("latin1.txt");
     std::fs::write(&latin1, b"caf\xe9 au lait").unwrap();
+    let bad_template = dir.join("bad.jinja");
+    std::fs::write(&bad_template, "{% for m in messages %}{{ m.content }}").unwrap();
     let long_prompt = "word ".repeat(50);
 
     #[rustfmt::skip]
@@ -106,7 +108,13 @@ fn bad_input_gets_one_clear_line() {
         (vec!["info", s(&corrupt)], "corrupt.gguf"),
         (vec!["run", "-m", s(&mamba), "hi"], "architecture 'mamba' is not supported"),
         (vec!["run", "-m", s(&bad_type), "hi"], "unknown tensor type id 99"),
-        (vec!["run", "-m", s(&no_template), "hi"], "no chat template"),
+        (vec!["run", "-m", s(&no_template), "hi"], "no chat template (tokenizer.chat_template); give one with --chat-template FILE|NAME (built-in: chatml, gemma, llama3, mistral, phi3, qwen), or use --raw"),
+        (vec!["chat", "-m", s(&no_template)], "no chat template (tokenizer.chat_template); give one with --chat-template FILE|NAME"),
+        (vec!["run", "-m", s(&model), "--chat-template", "vicuna", "hi"], "--chat-template vicuna: herd ships no template of that name (known: chatml, gemma, llama3, mistral, phi3, qwen)"),
+        (vec!["chat", "-m", s(&model), "--chat-template", "/no/such/template.jinja"], "--chat-template /no/such/template.jinja: no such file"),
+        (vec!["serve", "-m", s(&model), "--chat-template", "missing.jinja"], "--chat-template missing.jinja: no such file"),
+        (vec!["run", "-m", s(&model), "--chat-template", s(&bad_template), "hi"], "syntax error"),
+        (vec!["template", "--chat-template", "nope", "--vars", s(&latin1)], "herd ships no template of that name"),
         (vec!["run", "-m", s(&model), "--ctx", "16", "--raw", &long_prompt], "but the context holds 16"),
         (vec!["run", "-m", s(&model), "--file", s(&latin1)], "not UTF-8"),
         (vec!["perplexity", "-m", s(&model), "-f", s(&latin1)], "not UTF-8"),
@@ -258,4 +266,68 @@ fn template_command_renders_shared_cases() {
         }
     }
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The number of tokens `herd run` reports for its prompt ("prompt N tokens").
+fn reported_prompt_tokens(stderr: &str) -> usize {
+    stderr.split("prompt ").nth(1).and_then(|rest| rest.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no prompt size in {stderr:?}"))
+}
+
+/// The number of tokens `text` has for `model` (special tokens parsed, no BOS: as chat
+/// prompts are tokenized).
+fn n_tokens(model: &Path, text: &str) -> usize {
+    let out = herd(&["tokenize", "-m", s(model), text], "", &[]);
+    assert!(out.ok, "{}", out.stderr);
+    out.stdout.split_whitespace().count()
+}
+
+/// The ChatML text of one user message, ready for the answer.
+fn chatml(user: &str) -> String {
+    format!("<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n")
+}
+
+/// `--chat-template` supplies a template where the file has none (by name or as a file) for
+/// `herd run` and `herd chat`, and the prompt is exactly that template's text; `herd template`
+/// renders the built-ins too.
+#[test]
+fn chat_template_flag_supplies_the_template() {
+    let dir = scratch("chat-template");
+    let model = tiny(&dir, false);
+    let run = herd(&["run", "-m", s(&model), "--chat-template", "chatml", "--temperature", "0", "-n", "2", "hi"], "", &[]);
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(reported_prompt_tokens(&run.stderr), n_tokens(&model, &chatml("hi")));
+
+    let file = dir.join("bare.jinja");
+    std::fs::write(&file, "{% for m in messages %}<|im_start|>{{ m.content }}{% endfor %}").unwrap();
+    let run = herd(&["run", "-m", s(&model), "--chat-template", s(&file), "-n", "2", "hi"], "", &[]);
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(reported_prompt_tokens(&run.stderr), n_tokens(&model, "<|im_start|>hi"));
+
+    let chat = herd(&["chat", "-m", s(&model), "--chat-template", "gemma", "--temperature", "0", "-n", "2"], "first\nsecond\n", &[]);
+    assert!(chat.ok, "{}", chat.stderr);
+    assert_eq!(chat.stdout.lines().count(), 2, "one answer per message line: {:?}", chat.stdout);
+
+    let vars = dir.join("vars.json");
+    std::fs::write(&vars, r#"{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello!"}], "add_generation_prompt": true, "bos_token": "<bos>"}"#).unwrap();
+    let rendered = herd(&["template", "--chat-template", "gemma", "--vars", s(&vars)], "", &[]);
+    assert!(rendered.ok, "{}", rendered.stderr);
+    assert_eq!(rendered.stdout, "<bos><start_of_turn>user\nBe brief.\n\nHello!<end_of_turn>\n<start_of_turn>model\n");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `--chat-template chatml` on the default model replaces SmolLM2's own template (which adds
+/// a default system prompt): the prompt is exactly ChatML's text.
+#[test]
+fn chat_template_chatml_replaces_the_default_models_own() {
+    let Some(model) = std::env::var_os("HERD_TEST_MODEL") else {
+        eprintln!("skipped: HERD_TEST_MODEL is not set (scripts/test sets it)");
+        return;
+    };
+    let model = PathBuf::from(model);
+    let chatml_run = herd(&["run", "-m", s(&model), "--chat-template", "chatml", "--temperature", "0", "-n", "4", "Hi"], "", &[]);
+    assert!(chatml_run.ok, "{}", chatml_run.stderr);
+    assert_eq!(reported_prompt_tokens(&chatml_run.stderr), n_tokens(&model, &chatml("Hi")));
+    let own = herd(&["run", "-m", s(&model), "--temperature", "0", "-n", "4", "Hi"], "", &[]);
+    assert!(own.ok, "{}", own.stderr);
+    assert!(reported_prompt_tokens(&own.stderr) > reported_prompt_tokens(&chatml_run.stderr), "SmolLM2's own template adds its system prompt");
 }

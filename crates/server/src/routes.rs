@@ -78,7 +78,7 @@ async fn chat_inner(state: &AppState, body: Result<Bytes, BytesRejection>, arriv
 /// Renders and tokenizes the conversation off the async threads: a large one takes a while.
 async fn chat_prompt(engine: &EngineHandle, messages: Vec<ChatMessage>) -> Result<Vec<u32>, ApiError> {
     if engine.model().template.is_none() {
-        return Err(ApiError::invalid(Some("messages"), "this model has no chat template; use /v1/completions with a prompt"));
+        return Err(ApiError::invalid(Some("messages"), "this model has no chat template; use /v1/completions with a prompt, or start herd serve with --chat-template"));
     }
     let model = engine.model().clone();
     tokio::task::spawn_blocking(move || model.chat_prompt(&messages).map_err(|e| e.to_string()))

@@ -38,6 +38,8 @@ pub enum ServerError {
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     pub model: PathBuf,
+    /// Jinja source of a chat template to use instead of the model's own (`--chat-template`).
+    pub chat_template: Option<String>,
     pub host: String,
     pub port: u16,
     pub server: ServerConfig,
@@ -127,7 +129,7 @@ pub fn run(opts: RunOptions) -> Result<(), ServerError> {
         let local: Option<SocketAddr> = listener.local_addr().ok();
         let state = AppState::new(model_id(&opts.model), opts.server);
         eprintln!("herd: listening on http://{}; loading {}", local.map_or(addr, |a| a.to_string()), opts.model.display());
-        spawn_loader(state.clone(), opts.model, opts.engine);
+        spawn_loader(state.clone(), opts.model, opts.chat_template, opts.engine);
         serve(listener, state, shutdown_signal()).await;
         Ok(())
     })?;

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use herd_engine::runner::EngineHandle;
 use herd_engine::Model;
+use herd_tokenizer::template::ChatTemplate;
 
 use crate::config::{engine_config, EngineOptions, ModelShape, ServerConfig};
 use crate::error::ApiError;
@@ -107,13 +108,14 @@ pub fn model_id(path: &Path) -> String {
     path.file_stem().map_or_else(|| "model".to_string(), |s| s.to_string_lossy().into_owned())
 }
 
-/// Loads the model and starts its engine on a thread of its own, then marks `state` ready (or
-/// failed, with the reason, also printed to stderr).
-pub fn spawn_loader(state: AppState, path: PathBuf, opts: EngineOptions) -> std::thread::JoinHandle<()> {
+/// Loads the model, with `chat_template` (Jinja source) in place of its own template when given,
+/// and starts its engine on a thread of its own, then marks `state` ready (or failed, with the
+/// reason, also printed to stderr).
+pub fn spawn_loader(state: AppState, path: PathBuf, chat_template: Option<String>, opts: EngineOptions) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("herd-loader".into())
         // A panic while loading is a bug, but it must still show in /health, not hang there.
-        .spawn(move || match std::panic::catch_unwind(|| load(&path, &opts)).unwrap_or_else(|_| Err("internal error while loading the model".into())) {
+        .spawn(move || match std::panic::catch_unwind(|| load(&path, chat_template.as_deref(), &opts)).unwrap_or_else(|_| Err("internal error while loading the model".into())) {
             Ok(engine) => {
                 eprintln!("herd: {} loaded; ready", path.display());
                 state.set_ready(engine);
@@ -126,8 +128,14 @@ pub fn spawn_loader(state: AppState, path: PathBuf, opts: EngineOptions) -> std:
         .expect("spawning the loader thread")
 }
 
-fn load(path: &Path, opts: &EngineOptions) -> Result<EngineHandle, String> {
-    let model = Model::load(path).map_err(|e| e.to_string())?;
+fn load(path: &Path, chat_template: Option<&str>, opts: &EngineOptions) -> Result<EngineHandle, String> {
+    let mut model = Model::load(path).map_err(|e| e.to_string())?;
+    if let Some(source) = chat_template {
+        model.template = Some(ChatTemplate::new(source).map_err(|e| format!("--chat-template: {e}"))?);
+    }
+    if model.template.is_none() {
+        eprintln!("herd: {} has no chat template: /v1/chat/completions will refuse requests (start with --chat-template FILE|NAME to give one)", path.display());
+    }
     let cfg = engine_config(ModelShape::of(model.cfg()), opts)?;
     Ok(EngineHandle::start(Arc::new(model), cfg))
 }

@@ -8,6 +8,9 @@
 //! Python string methods (minijinja-contrib's pycompat), Python's way of printing values
 //! (`True`, `None`, `1e+20`, `['a']`), Python's JSON, and the `{% generation %}` tag.
 //!
+//! herd also ships templates of its own for the common families (`builtin`), for files that
+//! carry none.
+//!
 //! Model files are untrusted, so a render has no loader (no `include`, `import` or
 //! `extends`: minijinja's `multi_template` feature is off), a fuel budget that bounds both
 //! its work and the memory it allocates, a recursion limit, and a cap on the output size.
@@ -26,8 +29,11 @@
 //!   `tools=None` renders here and fails in Hugging Face); a namespace passed to `tojson`
 //!   prints as an object, where Python refuses it.
 
+mod builtin;
 mod python;
 mod strftime;
+
+pub use builtin::{builtin, builtin_names, Builtin, BUILTINS};
 
 use std::fmt;
 use std::io;

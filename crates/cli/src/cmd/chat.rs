@@ -12,6 +12,7 @@ use herd_engine::Model;
 
 use super::GenerationArgs;
 use crate::model_arg;
+use crate::template_arg::{self, ChatTemplateArg};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,6 +22,8 @@ pub struct Args {
     /// System prompt.
     #[arg(long)]
     system: Option<String>,
+    #[command(flatten)]
+    template: ChatTemplateArg,
     #[command(flatten)]
     generation: GenerationArgs,
     /// Context size in tokens (default: the model's trained context).
@@ -35,8 +38,10 @@ const HELP: &str = "/clear forgets the conversation, /system TEXT sets the syste
 
 pub fn main(args: Args) -> Result<()> {
     let params = args.generation.params()?;
+    let template = args.template.compiled()?;
     let path = model_arg::resolve(args.model.as_deref())?;
-    let model = Model::load(&path)?;
+    let mut model = Model::load(&path)?;
+    template_arg::install(&mut model, template, &path, "")?;
     let pool = super::pool(args.threads);
     let mut conversation = Conversation::new(Session::new(&model, &pool, args.ctx)?, args.system.clone())?;
 

@@ -11,6 +11,7 @@ use herd_tokenizer::template::ChatMessage;
 
 use super::GenerationArgs;
 use crate::model_arg;
+use crate::template_arg::{self, ChatTemplateArg};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,8 +20,10 @@ pub struct Args {
     model: Option<String>,
     /// Tokenize the prompt as given (special tokens parsed) instead of wrapping it in the
     /// model's chat template as one user message.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "chat_template")]
     raw: bool,
+    #[command(flatten)]
+    template: ChatTemplateArg,
     /// Read the prompt from this file instead of the command line.
     #[arg(short, long, conflicts_with = "prompt")]
     file: Option<PathBuf>,
@@ -43,8 +46,12 @@ pub fn main(args: Args) -> Result<()> {
         _ => bail!("give a prompt, or a prompt file with --file"),
     };
     let params = args.sampling.params()?;
+    let template = args.template.compiled()?;
     let path = model_arg::resolve(args.model.as_deref())?;
-    let model = Model::load(&path)?;
+    let mut model = Model::load(&path)?;
+    if !args.raw {
+        template_arg::install(&mut model, template, &path, ", or use --raw to send the prompt as is")?;
+    }
     let tokens = prompt_tokens(&model, &prompt, args.raw)?;
     let pool = super::pool(args.threads);
     let mut session = Session::new(&model, &pool, args.ctx)?;

@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use herd_server::{EngineOptions, KvSize, RunOptions, ServerConfig};
 
 use crate::model_arg;
+use crate::template_arg::ChatTemplateArg;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,6 +23,8 @@ pub struct Args {
     /// Require `Authorization: Bearer KEY` on every endpoint but /health.
     #[arg(long)]
     api_key: Option<String>,
+    #[command(flatten)]
+    template: ChatTemplateArg,
     /// Positions per sequence (default: 4096, or the model's trained context if shorter).
     /// Requests without max_tokens may generate up to the rest of it.
     #[arg(short, long)]
@@ -80,7 +83,8 @@ pub fn main(args: Args) -> Result<()> {
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         max_body_bytes: args.max_body_mib.saturating_mul(1 << 20),
     };
+    let chat_template = args.template.source()?;
     let model: PathBuf = model_arg::resolve(args.model.as_deref())?;
-    herd_server::run(RunOptions { model, host: args.host, port: args.port, server, engine })?;
+    herd_server::run(RunOptions { model, chat_template, host: args.host, port: args.port, server, engine })?;
     Ok(())
 }
