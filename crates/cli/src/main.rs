@@ -26,6 +26,8 @@ enum Command {
     Perplexity(cmd::perplexity::Args),
     /// Print the token ids of a text.
     Tokenize(cmd::tokenize::Args),
+    /// Print the logits a model gives for exactly the given token ids (top K per position).
+    Logits(cmd::logits::Args),
     /// Fetch a model into herd's model folder.
     Pull(cmd::pull::Args),
     /// Measure prompt-processing and generation speed (llama-bench's flags and fields).
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::Info(args) => cmd::info::main(args),
         Command::Perplexity(args) => cmd::perplexity::main(args),
         Command::Tokenize(args) => cmd::tokenize::main(args),
+        Command::Logits(args) => cmd::logits::main(args),
         Command::Pull(args) => cmd::pull::main(args),
         Command::Bench(args) => cmd::bench::main(args),
         Command::Serve(args) => cmd::serve::main(args),

@@ -16,7 +16,7 @@ use herd_kernels::{Precision, ThreadPool};
 use herd_tokenizer::StreamDecoder;
 
 use crate::generate::FinishReason;
-use crate::kv_cache::KvCache;
+use crate::kv_cache::{KvCache, KvType};
 use crate::model::{ForwardScratch, Logits, Model, SeqChunk};
 use crate::prefix_cache::BlockManager;
 use crate::sampler::{Sampler, SamplingParams};
@@ -271,12 +271,12 @@ struct Engine {
 impl Engine {
     fn new(model: Arc<Model>, cfg: &EngineConfig, stats: Arc<EngineStats>) -> Engine {
         let c = model.cfg();
-        let kv = KvCache::new(c.n_layers, c.n_kv_heads, c.head_dim, cfg.kv_blocks);
+        let kv = KvCache::new(c.n_layers, c.n_kv_heads, c.head_dim, cfg.kv_blocks, KvType::F16);
         Engine {
             pool: ThreadPool::new(cfg.threads),
             kv,
             blocks: BlockManager::new(cfg.kv_blocks),
-            scratch: ForwardScratch::default(),
+            scratch: ForwardScratch::new(cfg.n_ctx),
             logits: Vec::new(),
             sched: SchedConfig { max_seqs: cfg.max_seqs, token_budget: cfg.token_budget },
             stats,
@@ -465,7 +465,7 @@ impl Engine {
             }
         }
         let n_batch_tokens: usize = work.iter().map(|&(_, n)| n).sum();
-        let result = self.model.llama.forward(&self.pool, &mut self.kv, &chunks, &mut self.scratch, &mut self.logits);
+        let result = self.model.net.forward(&self.pool, &mut self.kv, &chunks, &mut self.scratch, &mut self.logits);
         drop(chunks);
         if let Err(e) = result {
             for &(id, _) in &work {

@@ -4,7 +4,7 @@
 use herd_kernels::{Precision, ThreadPool};
 
 use crate::error::{EngineError, Result};
-use crate::kv_cache::KvCache;
+use crate::kv_cache::{KvCache, KvType};
 use crate::prefix_cache::BlockManager;
 use crate::model::{ForwardScratch, Logits, Model, SeqChunk};
 use crate::sampler::Sampler;
@@ -22,6 +22,8 @@ pub struct Session<'m> {
     /// Every token whose keys and values are in the cache, in order.
     tokens: Vec<u32>,
     n_ctx: usize,
+    /// f32 products and an f32 cache throughout (`herd logits --precision f32`).
+    exact: bool,
     scratch: ForwardScratch,
     logits: Vec<f32>,
 }
@@ -29,15 +31,22 @@ pub struct Session<'m> {
 impl<'m> Session<'m> {
     /// A session whose context holds `n_ctx` positions (the model's trained length when None).
     pub fn new(model: &'m Model, pool: &'m ThreadPool, n_ctx: Option<usize>) -> Result<Session<'m>> {
+        Session::with_precision(model, pool, n_ctx, false)
+    }
+
+    /// A session as `new`, computing everything in f32 when `exact` (matrix products and the
+    /// KV cache): slower, and what checking a model against a float64 reference needs.
+    pub fn with_precision(model: &'m Model, pool: &'m ThreadPool, n_ctx: Option<usize>, exact: bool) -> Result<Session<'m>> {
         let cfg = model.cfg();
         let n_ctx = n_ctx.unwrap_or(cfg.n_ctx_train);
         if n_ctx == 0 {
             return Err(EngineError::Invalid("the context size must be at least 1".into()));
         }
         let n_blocks = KvCache::blocks_for(n_ctx);
-        let kv = KvCache::new(cfg.n_layers, cfg.n_kv_heads, cfg.head_dim, n_blocks);
+        let kv = KvCache::new(cfg.n_layers, cfg.n_kv_heads, cfg.head_dim, n_blocks, if exact { KvType::F32 } else { KvType::F16 });
         let block_manager = BlockManager::new(n_blocks);
-        Ok(Session { model, pool, kv, block_manager, blocks: Vec::new(), tokens: Vec::new(), n_ctx, scratch: ForwardScratch::default(), logits: Vec::new() })
+        let scratch = ForwardScratch::new(n_ctx);
+        Ok(Session { model, pool, kv, block_manager, blocks: Vec::new(), tokens: Vec::new(), n_ctx, exact, scratch, logits: Vec::new() })
     }
 
     pub fn n_ctx(&self) -> usize {
@@ -75,13 +84,13 @@ impl<'m> Session<'m> {
     /// compute-bound, and bf16 keeps the logits far closer to the float64 reference than 8-bit
     /// activations do (see ARCHITECTURE.md).
     pub fn eval(&mut self, tokens: &[u32], want: Logits) -> Result<&[f32]> {
-        self.run(tokens, want, Precision::Bf16)
+        self.run(tokens, want, if self.exact { Precision::Exact } else { Precision::Bf16 })
     }
 
     /// Appends one generated token and returns the next-token logits. Generation is bound by
     /// memory bandwidth, one token at a time, so it uses the 8-bit integer products.
     pub fn step(&mut self, token: u32) -> Result<&[f32]> {
-        self.run(&[token], Logits::Last, Precision::Int8)
+        self.run(&[token], Logits::Last, if self.exact { Precision::Exact } else { Precision::Int8 })
     }
 
     fn run(&mut self, tokens: &[u32], want: Logits, precision: Precision) -> Result<&[f32]> {
@@ -106,7 +115,7 @@ impl<'m> Session<'m> {
                 _ => Logits::None,
             };
             let batch = [SeqChunk { blocks: &self.blocks, start_pos: self.tokens.len(), tokens: chunk, logits, precision }];
-            self.model.llama.forward(self.pool, &mut self.kv, &batch, &mut self.scratch, &mut self.logits)?;
+            self.model.net.forward(self.pool, &mut self.kv, &batch, &mut self.scratch, &mut self.logits)?;
             self.tokens.extend_from_slice(chunk);
             if n_batches > 1 {
                 rows.extend_from_slice(&self.logits);

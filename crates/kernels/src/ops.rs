@@ -80,18 +80,68 @@ impl SoftmaxState {
     pub const EMPTY: SoftmaxState = SoftmaxState { max: f32::NEG_INFINITY, sum: 0.0 };
 }
 
+/// The slots `lo..hi` of a block of keys that one query sees: the causal mask sets `hi`, a
+/// sliding window `lo`. Never empty (a query that sees none of a block is not passed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeySlots {
+    pub lo: usize,
+    pub hi: usize,
+}
+
+/// How a query's dot product with a key becomes its score: `dot * scale`, then, with a
+/// soft-cap `c` (Gemma 2), `c * tanh(score / c)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scoring {
+    pub scale: f32,
+    pub softcap: Option<f32>,
+}
+
+/// One block of the KV cache for one KV head: keys transposed (head_dim, ATTN_BLOCK), values
+/// (ATTN_BLOCK, head_dim), in the cache's element type. f16 is the serving format (SIMD at
+/// every level); f32 is the exact one (`herd logits --precision f32`), run by the reference.
+#[derive(Clone, Copy)]
+pub enum KvBlock<'a> {
+    F16 { keys_t: &'a [f16], values: &'a [f16] },
+    F32 { keys_t: &'a [f32], values: &'a [f32] },
+}
+
 /// One block of attention for query heads that share its keys, each folded into its own
-/// online softmax. Query `i` is row `i` of `q` (head_dim each): its scores `q_i · k_j * scale`
-/// for the first `n[i]` of `ATTN_BLOCK` keys, then row `i` of `out` (starting at zeros) and
-/// `states[i]` rescaled and accumulated with `softmax weight * v_j`. Keys come transposed,
-/// `keys_t` (head_dim, ATTN_BLOCK), so the scores of a block are one vector multiply-add per
-/// dimension; `values` is (ATTN_BLOCK, head_dim); both in f16, as the KV cache keeps them
-/// (half the bytes to read, and llama.cpp's default). After the last block, divide each row of
-/// `out` by its `state.sum`. Taking several queries at once lets a level read each key and
+/// online softmax. Query `i` is row `i` of `q` (head_dim each): its scores (see `Scoring`)
+/// against the keys in `slots[i]`, then row `i` of `out` (starting at zeros) and `states[i]`
+/// rescaled and accumulated with `softmax weight * v_j`. Keys come transposed, so the scores
+/// of a block are one vector multiply-add per dimension. After the last block, divide each row
+/// of `out` by its `state.sum`. Taking several queries at once lets a level read each key and
 /// value once for all of them; a query's result never depends on the others.
-#[allow(clippy::too_many_arguments)]
-pub fn attend_block(q: &[f32], n: &[usize], keys_t: &[f16], values: &[f16], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
-    simd::best().attend_block(q, n, keys_t, values, scale, states, out);
+pub fn attend_block(q: &[f32], slots: &[KeySlots], block: KvBlock<'_>, scoring: Scoring, states: &mut [SoftmaxState], out: &mut [f32]) {
+    match block {
+        KvBlock::F16 { keys_t, values } => simd::best().attend_block(q, slots, keys_t, values, scoring, states, out),
+        KvBlock::F32 { keys_t, values } => {
+            let hd = keys_t.len() / ATTN_BLOCK;
+            assert!(values.len() == keys_t.len() && q.len() == slots.len() * hd && out.len() == q.len() && states.len() == slots.len(), "attend_block: shapes disagree");
+            for (((q, &slots), state), out) in q.chunks_exact(hd).zip(slots).zip(states).zip(out.chunks_exact_mut(hd)) {
+                simd::scalar::attend_block(q, keys_t, values, slots, scoring, state, out);
+            }
+        }
+    }
+}
+
+/// GeGLU with the tanh approximation of GELU (Gemma): `gate = gelu_tanh(gate) * up`, in place.
+pub fn gelu_mul(gate: &mut [f32], up: &[f32]) {
+    simd::best().gelu_mul(gate, up);
+}
+
+/// Soft-capping: `x = cap * tanh(x / cap)`, in place (Gemma 2's final logits).
+pub fn softcap(x: &mut [f32], cap: f32) {
+    for v in x {
+        *v = cap * (*v / cap).tanh();
+    }
+}
+
+/// `y += b` for every row of `y` (rows of `b.len()`): a projection's bias.
+pub fn add_rows(y: &mut [f32], b: &[f32]) {
+    for row in y.chunks_exact_mut(b.len()) {
+        add_assign(row, b);
+    }
 }
 
 /// Natural log of the softmax of `logits` at `idx`, computed stably in f64.
@@ -138,6 +188,22 @@ mod tests {
         let logits = [1.0, 2.0, 3.0, -50.0];
         let total: f64 = (0..4).map(|i| log_softmax_at(&logits, i).exp()).sum();
         assert!((total - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn gelu_mul_matches_formula_and_softcap_bounds() {
+        let xs = [0.0f32, 1.0, -2.0, 10.0, -10.0, 0.3];
+        let mut gate = xs;
+        gelu_mul(&mut gate, &[2.0; 6]);
+        for (g, &x) in gate.iter().zip(&xs) {
+            let x = f64::from(x);
+            let want = 2.0 * 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh());
+            assert!((f64::from(*g) - want).abs() < 1e-5 * (1.0 + want.abs()), "gelu({x}): {g} vs {want}");
+        }
+        let mut v = [0.0f32, 1.0, 100.0, -100.0];
+        softcap(&mut v, 4.0);
+        assert_eq!(v[0], 0.0);
+        assert!((v[1] - 4.0 * 0.25f32.tanh()).abs() < 1e-6 && v[2] <= 4.0 && v[3] >= -4.0 && v[2] > 3.99, "{v:?}");
     }
 
     #[test]

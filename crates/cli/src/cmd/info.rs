@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use herd_engine::model::{load_tokenizer, Config};
+use herd_engine::model::{family_config, load_tokenizer};
 use herd_gguf::Gguf;
 use herd_tokenizer::LoadOptions;
 
@@ -34,8 +34,8 @@ pub fn main(args: Args) -> Result<()> {
     let types: Vec<String> = types.iter().map(|(name, (n, bytes))| format!("{name} x{n} ({:.1} MiB)", *bytes as f64 / (1 << 20) as f64)).collect();
     println!("tensor types:    {}", types.join(", "));
 
-    match Config::from_gguf(&file) {
-        Ok(c) => {
+    match family_config(&file) {
+        Ok((_, c)) => {
             println!("layers:          {}", c.n_layers);
             println!("embedding:       {}", c.d_model);
             println!("feed-forward:    {}", c.d_ff);

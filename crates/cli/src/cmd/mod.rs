@@ -4,6 +4,7 @@ pub mod bench;
 pub mod chat;
 mod generation_args;
 pub mod info;
+pub mod logits;
 pub mod perplexity;
 pub mod pull;
 pub mod quantize;

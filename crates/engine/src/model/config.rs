@@ -1,13 +1,59 @@
-//! Hyperparameters of a Llama-family model, read from GGUF metadata and checked for sense
-//! before any buffer is sized from them.
+//! Hyperparameters every family has, read from GGUF metadata and checked for sense before any
+//! buffer is sized from them; `Meta` reads a family's own keys the same way.
 
 use herd_gguf::Gguf;
 use herd_kernels::ops::RopeStyle;
 
 use crate::error::{EngineError, Result};
 
-/// The architectures `model::llama` runs. Anything else is refused by name at load time.
-pub const SUPPORTED_ARCHS: &[&str] = &["llama"];
+/// A file's metadata under its architecture's prefix (`{arch}.block_count`, ...), with errors
+/// that name the file and the key.
+pub struct Meta<'a> {
+    pub file: &'a Gguf,
+    pub arch: &'a str,
+}
+
+impl Meta<'_> {
+    pub fn bad(&self, message: String) -> EngineError {
+        EngineError::Model { path: self.file.path().to_path_buf(), message }
+    }
+
+    pub fn key(&self, k: &str) -> String {
+        format!("{}.{k}", self.arch)
+    }
+
+    /// An unsigned integer key, when present.
+    pub fn usize(&self, k: &str) -> Result<Option<usize>> {
+        self.file.get_u64(&self.key(k))?.map(|v| usize::try_from(v).map_err(|_| self.bad(format!("key '{}': {v} is too large", self.key(k))))).transpose()
+    }
+
+    /// An unsigned integer key that must be present.
+    pub fn required(&self, k: &str) -> Result<usize> {
+        self.usize(k)?.ok_or_else(|| self.bad(format!("missing key '{}'", self.key(k))))
+    }
+
+    /// A number key, when present.
+    pub fn f32(&self, k: &str) -> Result<Option<f32>> {
+        Ok(self.file.get_f64(&self.key(k))?.map(|v| v as f32))
+    }
+
+    /// A positive, finite number key, when present.
+    pub fn positive(&self, k: &str) -> Result<Option<f32>> {
+        match self.f32(k)? {
+            Some(v) if !(v > 0.0 && v.is_finite()) => Err(self.bad(format!("key '{}' is {v}, expected a positive number", self.key(k)))),
+            v => Ok(v),
+        }
+    }
+
+    /// Errors unless `1 <= v <= max`.
+    pub fn sane(&self, name: &str, v: usize, max: usize) -> Result<()> {
+        if v == 0 || v > max {
+            Err(self.bad(format!("{name} is {v}, expected 1..={max}")))
+        } else {
+            Ok(())
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -54,62 +100,46 @@ impl RopeConfig {
 }
 
 impl Config {
-    pub fn from_gguf(g: &Gguf) -> Result<Config> {
-        let bad = |message: String| EngineError::Model { path: g.path().to_path_buf(), message };
-        let arch = g.get_str("general.architecture")?.ok_or_else(|| bad("missing key 'general.architecture'".into()))?;
-        if !SUPPORTED_ARCHS.contains(&arch) {
-            return Err(bad(format!("architecture '{arch}' is not supported (herd runs: {})", SUPPORTED_ARCHS.join(", "))));
-        }
-        let key = |k: &str| format!("{arch}.{k}");
-        let required = |k: &str| -> Result<usize> {
-            let v = g.get_u64(&key(k))?.ok_or_else(|| bad(format!("missing key '{}'", key(k))))?;
-            usize::try_from(v).map_err(|_| bad(format!("key '{}': {v} is too large", key(k))))
-        };
-        let optional = |k: &str| -> Result<Option<usize>> {
-            g.get_u64(&key(k))?.map(|v| usize::try_from(v).map_err(|_| bad(format!("key '{}': {v} is too large", key(k))))).transpose()
-        };
+    /// The hyperparameters under `meta`'s architecture; rotary embeddings in `style`.
+    pub fn from_gguf(meta: &Meta<'_>, style: RopeStyle) -> Result<Config> {
+        let (g, arch) = (meta.file, meta.arch);
+        let n_layers = meta.required("block_count")?;
+        let d_model = meta.required("embedding_length")?;
+        let d_ff = meta.required("feed_forward_length")?;
+        let n_heads = meta.required("attention.head_count")?;
+        let n_kv_heads = meta.usize("attention.head_count_kv")?.unwrap_or(n_heads);
+        let n_ctx_train = meta.required("context_length")?;
+        let rms_eps = meta.f32("attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5);
 
-        let n_layers = required("block_count")?;
-        let d_model = required("embedding_length")?;
-        let d_ff = required("feed_forward_length")?;
-        let n_heads = required("attention.head_count")?;
-        let n_kv_heads = optional("attention.head_count_kv")?.unwrap_or(n_heads);
-        let n_ctx_train = required("context_length")?;
-        let rms_eps = g.get_f64(&key("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-5) as f32;
-
-        let sane = |name: &str, v: usize, max: usize| {
-            if v == 0 || v > max {
-                Err(bad(format!("{name} is {v}, expected 1..={max}")))
-            } else {
-                Ok(())
-            }
-        };
-        sane("block_count", n_layers, 1024)?;
-        sane("embedding_length", d_model, 1 << 16)?;
-        sane("feed_forward_length", d_ff, 1 << 18)?;
-        sane("attention.head_count", n_heads, 1024)?;
-        sane("attention.head_count_kv", n_kv_heads, n_heads)?;
-        sane("context_length", n_ctx_train, 1 << 24)?;
+        meta.sane("block_count", n_layers, 1024)?;
+        meta.sane("embedding_length", d_model, 1 << 16)?;
+        meta.sane("feed_forward_length", d_ff, 1 << 18)?;
+        meta.sane("attention.head_count", n_heads, 1024)?;
+        meta.sane("attention.head_count_kv", n_kv_heads, n_heads)?;
+        meta.sane("context_length", n_ctx_train, 1 << 24)?;
         if n_heads % n_kv_heads != 0 {
-            return Err(bad(format!("attention.head_count {n_heads} is not a multiple of attention.head_count_kv {n_kv_heads}")));
+            return Err(meta.bad(format!("attention.head_count {n_heads} is not a multiple of attention.head_count_kv {n_kv_heads}")));
         }
-        let head_dim = match optional("attention.key_length")? {
+        let head_dim = match meta.usize("attention.key_length")? {
             Some(d) => d,
             None if d_model % n_heads == 0 => d_model / n_heads,
-            None => return Err(bad(format!("embedding_length {d_model} is not a multiple of attention.head_count {n_heads}"))),
+            None => return Err(meta.bad(format!("embedding_length {d_model} is not a multiple of attention.head_count {n_heads}"))),
         };
-        sane("head dimension", head_dim, 1024)?;
+        meta.sane("head dimension", head_dim, 1024)?;
+        if let Some(v) = meta.usize("attention.value_length")?.filter(|&v| v != head_dim) {
+            return Err(meta.bad(format!("attention.value_length {v} differs from attention.key_length {head_dim}, which herd does not run")));
+        }
         if !(rms_eps > 0.0 && rms_eps < 1.0) {
-            return Err(bad(format!("attention.layer_norm_rms_epsilon is {rms_eps}, expected a small positive number")));
+            return Err(meta.bad(format!("attention.layer_norm_rms_epsilon is {rms_eps}, expected a small positive number")));
         }
 
-        let embd = g.tensor("token_embd.weight").ok_or_else(|| bad("missing tensor 'token_embd.weight'".into()))?;
+        let embd = g.tensor("token_embd.weight").ok_or_else(|| meta.bad("missing tensor 'token_embd.weight'".into()))?;
         let n_vocab = match embd.dims.as_slice() {
             [d, n] if *d as usize == d_model => *n as usize,
-            dims => return Err(bad(format!("tensor 'token_embd.weight': dims {dims:?}, expected [{d_model}, n_vocab]"))),
+            dims => return Err(meta.bad(format!("tensor 'token_embd.weight': dims {dims:?}, expected [{d_model}, n_vocab]"))),
         };
 
-        let rope = rope_config(g, arch, head_dim, &bad)?;
+        let rope = rope_config(meta, head_dim, style)?;
         Ok(Config { arch: arch.to_string(), n_layers, d_model, d_ff, n_heads, n_kv_heads, head_dim, n_vocab, n_ctx_train, rms_eps, rope })
     }
 
@@ -124,9 +154,11 @@ impl Config {
     }
 }
 
-fn rope_config(g: &Gguf, arch: &str, head_dim: usize, bad: &dyn Fn(String) -> EngineError) -> Result<RopeConfig> {
-    let key = |k: &str| format!("{arch}.{k}");
-    let base = g.get_f64(&key("rope.freq_base"))?.unwrap_or(10000.0) as f32;
+fn rope_config(meta: &Meta<'_>, head_dim: usize, style: RopeStyle) -> Result<RopeConfig> {
+    let (g, arch) = (meta.file, meta.arch);
+    let bad = |m: String| meta.bad(m);
+    let key = |k: &str| meta.key(k);
+    let base = meta.f32("rope.freq_base")?.unwrap_or(10000.0);
     if !(base > 1.0 && base.is_finite()) {
         return Err(bad(format!("rope.freq_base is {base}, expected a number above 1")));
     }
@@ -137,34 +169,40 @@ fn rope_config(g: &Gguf, arch: &str, head_dim: usize, bad: &dyn Fn(String) -> En
     };
     let scaling_type = g.get_str(&key("rope.scaling.type"))?;
     // Older files give only `rope.scale_linear`, which means linear scaling.
-    let factor = match g.get_f64(&key("rope.scaling.factor"))? {
-        Some(f) => Some(f as f32),
-        None => g.get_f64(&key("rope.scale_linear"))?.map(|f| f as f32),
+    let factor = match meta.f32("rope.scaling.factor")? {
+        Some(f) => Some(f),
+        None => meta.f32("rope.scale_linear")?,
     };
     let mut linear_scale = 1.0;
     let mut freq_factors = None;
     match scaling_type {
         Some("none") => {}
         None | Some("linear") => linear_scale = factor.unwrap_or(1.0),
-        Some("llama3") => freq_factors = Some(llama3_factors(g, arch, base, n_rot, factor, bad)?),
+        Some("llama3") => freq_factors = Some(llama3_factors(g, arch, base, n_rot, factor, &bad)?),
         Some(other) => return Err(bad(format!("rope scaling type '{other}' is not supported (herd supports linear and llama3)"))),
     }
     if !(linear_scale > 0.0 && linear_scale.is_finite()) {
         return Err(bad(format!("rope scaling factor is {linear_scale}, expected a positive number")));
     }
     // Converters for Llama 3.1+ store the llama3 factors precomputed as a tensor.
-    if let Some(t) = g.tensor("rope_freqs.weight") {
-        if t.n_elements as usize != n_rot / 2 || t.dtype != herd_kernels::DType::F32 {
-            return Err(bad(format!("tensor 'rope_freqs.weight': {} {} values, expected {} F32", t.n_elements, t.dtype, n_rot / 2)));
-        }
-        let factors: Vec<f32> = g.tensor_data(t).chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        if factors.iter().any(|f| !(*f > 0.0 && f.is_finite())) {
-            return Err(bad("tensor 'rope_freqs.weight' holds a factor that is not a positive number".into()));
-        }
-        freq_factors = Some(factors);
+    if g.tensor("rope_freqs.weight").is_some() {
+        freq_factors = Some(rope_factors(meta, "rope_freqs.weight", n_rot)?);
     }
-    let style = RopeStyle::Adjacent;
     Ok(RopeConfig { base, n_rot, style, linear_scale, freq_factors })
+}
+
+/// A tensor of per-pair frequency divisors (`rope_freqs`, LongRoPE's short and long factors):
+/// n_rot / 2 positive F32 values.
+pub fn rope_factors(meta: &Meta<'_>, name: &str, n_rot: usize) -> Result<Vec<f32>> {
+    let t = meta.file.tensor(name).ok_or_else(|| meta.bad(format!("missing tensor '{name}'")))?;
+    if t.n_elements as usize != n_rot / 2 || t.dtype != herd_kernels::DType::F32 {
+        return Err(meta.bad(format!("tensor '{name}': {} {} values, expected {} F32 (half the rotated dimensions)", t.n_elements, t.dtype, n_rot / 2)));
+    }
+    let factors: Vec<f32> = meta.file.tensor_data(t).chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    if factors.iter().any(|f| !(*f > 0.0 && f.is_finite())) {
+        return Err(meta.bad(format!("tensor '{name}' holds a factor that is not a positive number")));
+    }
+    Ok(factors)
 }
 
 /// Llama 3.1's frequency-dependent scaling: long wavelengths are slowed by `factor`, short ones
@@ -220,7 +258,8 @@ mod tests {
             w.add(k, v.clone());
         }
         w.add_tensor("token_embd.weight", &[64, 10], DType::F32, vec![0; 64 * 10 * 4]);
-        Config::from_gguf(&Gguf::from_bytes("test.gguf", w.to_bytes()).unwrap())
+        let file = Gguf::from_bytes("test.gguf", w.to_bytes()).unwrap();
+        Config::from_gguf(&Meta { file: &file, arch: "llama" }, RopeStyle::Adjacent)
     }
 
     #[test]

@@ -13,7 +13,7 @@ use half::f16;
 
 #[cfg(target_arch = "x86_64")]
 use crate::quant::block::{as_blocks, Block};
-use crate::ops::{SoftmaxState, ATTN_BLOCK};
+use crate::ops::{KeySlots, Scoring, SoftmaxState, ATTN_BLOCK};
 use crate::quant::{dequantize_row, quantize_row};
 use crate::DType;
 
@@ -72,7 +72,7 @@ mod avx2;
 mod avx512;
 #[cfg(target_arch = "x86_64")]
 mod kscales;
-mod scalar;
+pub(crate) mod scalar;
 
 pub(crate) use acts::{Acts, Line};
 
@@ -188,11 +188,11 @@ pub(crate) type MicroKernel =
 /// pointers valid for those extents.
 pub(crate) type Transpose = unsafe fn(src: *const f32, src_stride: usize, n_rows: usize, len: usize, dst: *mut f32, dst_stride: usize, n_lanes: usize);
 
-/// (q, keys_t, values, n, scale, state, out): `AttendBlock` for one query.
-type AttendOne = unsafe fn(&[f32], &[f16], &[f16], usize, f32, &mut SoftmaxState, &mut [f32]);
+/// (q, keys_t, values, slots, scoring, state, out): `AttendBlock` for one query.
+type AttendOne = unsafe fn(&[f32], &[f16], &[f16], KeySlots, Scoring, &mut SoftmaxState, &mut [f32]);
 
-/// (q, n, keys_t, values, scale, states, out): see `ops::attend_block`.
-type AttendBlock = unsafe fn(&[f32], &[usize], &[f16], &[f16], f32, &mut [SoftmaxState], &mut [f32]);
+/// (q, slots, keys_t, values, scoring, states, out): see `ops::attend_block`.
+type AttendBlock = unsafe fn(&[f32], &[KeySlots], &[f16], &[f16], Scoring, &mut [SoftmaxState], &mut [f32]);
 
 /// A level's GEMM: its tile shape, one microkernel per token count 1..=nr, and the transpose
 /// that packs both operands into the units its microkernels step over.
@@ -233,6 +233,7 @@ pub struct Kernels {
     scale_add: unsafe fn(&mut [f32], f32, &[f32], f32),
     sum_squares: unsafe fn(&[f32]) -> f64,
     silu_mul: unsafe fn(&mut [f32], &[f32]),
+    gelu_mul: unsafe fn(&mut [f32], &[f32]),
     attend_block: AttendBlock,
 }
 
@@ -359,14 +360,19 @@ impl Kernels {
     /// See `ops::attend_block`; equal to the scalar code up to float rounding (a vector `exp`,
     /// another summation order).
     #[allow(clippy::too_many_arguments)]
-    pub fn attend_block(&self, q: &[f32], n: &[usize], keys_t: &[f16], values: &[f16], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
+    pub fn attend_block(&self, q: &[f32], slots: &[KeySlots], keys_t: &[f16], values: &[f16], scoring: Scoring, states: &mut [SoftmaxState], out: &mut [f32]) {
         let hd = keys_t.len() / ATTN_BLOCK;
         assert!(
-            keys_t.len() == hd * ATTN_BLOCK && values.len() == ATTN_BLOCK * hd && q.len() == n.len() * hd && out.len() == q.len() && states.len() == n.len() && n.iter().all(|&n| n <= ATTN_BLOCK),
+            keys_t.len() == hd * ATTN_BLOCK
+                && values.len() == ATTN_BLOCK * hd
+                && q.len() == slots.len() * hd
+                && out.len() == q.len()
+                && states.len() == slots.len()
+                && slots.iter().all(|s| s.lo < s.hi && s.hi <= ATTN_BLOCK),
             "attend_block: shapes disagree"
         );
         // SAFETY: supported level; shapes checked.
-        unsafe { (self.attend_block)(q, n, keys_t, values, scale, states, out) }
+        unsafe { (self.attend_block)(q, slots, keys_t, values, scoring, states, out) }
     }
 
     pub(crate) fn gemm(&self) -> Option<&'static Gemm> {
@@ -402,6 +408,13 @@ impl Kernels {
         // SAFETY: supported level; equal lengths.
         unsafe { (self.silu_mul)(gate, up) }
     }
+
+    /// GeGLU (tanh GELU): `gate = gelu_tanh(gate) * up`.
+    pub fn gelu_mul(&self, gate: &mut [f32], up: &[f32]) {
+        assert_eq!(gate.len(), up.len(), "gelu_mul: lengths differ");
+        // SAFETY: supported level; equal lengths.
+        unsafe { (self.gelu_mul)(gate, up) }
+    }
 }
 
 /// A level's `AttendBlock` from a kernel of one query at a time.
@@ -409,11 +422,11 @@ impl Kernels {
 /// # Safety
 /// As `AttendBlock`, for `one`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn each_query(one: AttendOne, q: &[f32], n: &[usize], keys_t: &[f16], values: &[f16], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
+pub(crate) unsafe fn each_query(one: AttendOne, q: &[f32], slots: &[KeySlots], keys_t: &[f16], values: &[f16], scoring: Scoring, states: &mut [SoftmaxState], out: &mut [f32]) {
     let hd = keys_t.len() / ATTN_BLOCK;
-    for (((q, &n), state), out) in q.chunks_exact(hd).zip(n).zip(states).zip(out.chunks_exact_mut(hd)) {
+    for (((q, &slots), state), out) in q.chunks_exact(hd).zip(slots).zip(states).zip(out.chunks_exact_mut(hd)) {
         // SAFETY: the caller's promise.
-        unsafe { one(q, keys_t, values, n, scale, state, out) }
+        unsafe { one(q, keys_t, values, slots, scoring, state, out) }
     }
 }
 

@@ -4,7 +4,7 @@
 //! changing the order of any float operation.
 
 use super::{each_query, DotRows, Kernels, Level, Line};
-use crate::ops::{SoftmaxState, ATTN_BLOCK};
+use crate::ops::{KeySlots, Scoring, SoftmaxState, ATTN_BLOCK};
 use crate::DType;
 use half::f16;
 
@@ -21,6 +21,7 @@ pub(super) static KERNELS: Kernels = Kernels {
     scale_add: scale_add_entry,
     sum_squares: sum_squares_entry,
     silu_mul: silu_mul_entry,
+    gelu_mul: gelu_mul_entry,
     attend_block: attend_blocks,
 };
 
@@ -58,13 +59,39 @@ unsafe fn silu_mul_entry(gate: &mut [f32], up: &[f32]) {
     silu_mul(gate, up)
 }
 
-unsafe fn attend_blocks(q: &[f32], n: &[usize], keys_t: &[f16], values: &[f16], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
-    // SAFETY: the reference is plain Rust.
-    unsafe { each_query(attend_block, q, n, keys_t, values, scale, states, out) }
+unsafe fn gelu_mul_entry(gate: &mut [f32], up: &[f32]) {
+    gelu_mul(gate, up)
 }
 
-/// The reference for every level's `attend_block` (see `ops::attend_block`), one query.
-pub fn attend_block(q: &[f32], keys_t: &[f16], values: &[f16], n: usize, scale: f32, state: &mut SoftmaxState, out: &mut [f32]) {
+unsafe fn attend_blocks(q: &[f32], slots: &[KeySlots], keys_t: &[f16], values: &[f16], scoring: Scoring, states: &mut [SoftmaxState], out: &mut [f32]) {
+    // SAFETY: the reference is plain Rust.
+    unsafe { each_query(attend_block_f16, q, slots, keys_t, values, scoring, states, out) }
+}
+
+unsafe fn attend_block_f16(q: &[f32], keys_t: &[f16], values: &[f16], slots: KeySlots, scoring: Scoring, state: &mut SoftmaxState, out: &mut [f32]) {
+    attend_block(q, keys_t, values, slots, scoring, state, out)
+}
+
+/// An element of the KV cache as the reference reads it.
+pub trait KvElement: Copy {
+    fn to_f32(self) -> f32;
+}
+
+impl KvElement for f16 {
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+}
+
+impl KvElement for f32 {
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+/// The reference for every level's `attend_block` (see `ops::attend_block`), one query; also
+/// the kernel of the f32 cache.
+pub fn attend_block<T: KvElement>(q: &[f32], keys_t: &[T], values: &[T], slots: KeySlots, scoring: Scoring, state: &mut SoftmaxState, out: &mut [f32]) {
     let hd = q.len();
     let mut scores = [0.0f32; ATTN_BLOCK];
     for (d, &qd) in q.iter().enumerate() {
@@ -72,13 +99,16 @@ pub fn attend_block(q: &[f32], keys_t: &[f16], values: &[f16], n: usize, scale: 
             *s = qd.mul_add(k.to_f32(), *s);
         }
     }
-    let scores = &mut scores[..n];
-    scores.iter_mut().for_each(|s| *s *= scale);
+    let scores = &mut scores[slots.lo..slots.hi];
+    scores.iter_mut().for_each(|s| *s *= scoring.scale);
+    if let Some(cap) = scoring.softcap {
+        scores.iter_mut().for_each(|s| *s = cap * (*s / cap).tanh());
+    }
     let new_max = scores.iter().copied().fold(state.max, f32::max);
     let correction = (state.max - new_max).exp();
     state.sum *= correction;
     out.iter_mut().for_each(|o| *o *= correction);
-    for (j, &s) in scores.iter().enumerate() {
+    for (j, &s) in (slots.lo..).zip(scores.iter()) {
         let p = (s - new_max).exp();
         state.sum += p;
         for (o, &v) in out.iter_mut().zip(&values[j * hd..(j + 1) * hd]) {
@@ -112,6 +142,18 @@ pub fn scale_add(y: &mut [f32], a: f32, x: &[f32], b: f32) {
 
 pub fn sum_squares(x: &[f32]) -> f64 {
     x.iter().map(|&v| f64::from(v) * f64::from(v)).sum()
+}
+
+/// GELU's tanh approximation, `0.5 x (1 + tanh(k (x + 0.044715 x^3)))` with k = sqrt(2/pi),
+/// times `up`; computed as the equal `x / (1 + e^-2k(x + 0.044715 x^3))`, which the SIMD levels
+/// reproduce with their vector `exp`.
+pub fn gelu_mul(gate: &mut [f32], up: &[f32]) {
+    const TWO_K: f32 = 2.0 * 0.797_884_6;
+    for (g, &u) in gate.iter_mut().zip(up) {
+        let x = *g;
+        let z = TWO_K * 0.044_715f32.mul_add(x * x * x, x);
+        *g = x / (1.0 + (-z).exp()) * u;
+    }
 }
 
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) {

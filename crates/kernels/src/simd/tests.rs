@@ -226,38 +226,51 @@ fn ops_match_the_scalar_code() {
         for ((x, got), want) in gate.iter().zip(&g1).zip(&g2) {
             assert!(ulps(*got, *want) <= 4, "{:?} silu({x}): {got} vs {want}", k.level());
         }
+        let (mut g1, mut g2) = (gate.clone(), gate.clone());
+        k.gelu_mul(&mut g1, &up);
+        scalar.gelu_mul(&mut g2, &up);
+        for ((x, got), want) in gate.iter().zip(&g1).zip(&g2) {
+            assert!(ulps(*got, *want) <= 4, "{:?} gelu({x}): {got} vs {want}", k.level());
+        }
     }
 }
 
 /// Attention over several blocks, folded block by block, equals a plain softmax-weighted sum,
-/// for queries that see different numbers of keys (as under a causal mask) taken together;
-/// every level agrees with the scalar one, and a query's result is bit-identical whether it
-/// runs alone or among the others.
+/// for queries that see different ranges of keys (as under a causal mask, with and without a
+/// sliding window) taken together, with and without a soft-cap on the scores; every level
+/// agrees with the scalar one, and a query's result is bit-identical whether it runs alone or
+/// among the others.
 #[test]
 fn attention_blocks_match_a_plain_softmax() {
-    use crate::ops::{SoftmaxState, ATTN_BLOCK};
+    use crate::ops::{KeySlots, Scoring, SoftmaxState, ATTN_BLOCK};
     let mut rng = Rng(9);
     let scalar = Kernels::for_level(Level::Scalar).expect("always");
-    for (hd, n_pos) in [(64, 1), (64, 16), (64, 37), (128, 50), (24, 33), (80, 17), (66, 40)] {
+    for (hd, n_pos, window, softcap) in [(64, 1, None, None), (64, 16, None, None), (64, 37, None, None), (128, 50, None, Some(2.0)), (24, 33, Some(7), None), (80, 17, Some(16), Some(0.5)), (66, 40, Some(20), None)] {
         // Keys and values as the cache holds them: f16.
         let as_f16 = |v: Vec<f32>| v.into_iter().map(half::f16::from_f32).collect::<Vec<_>>();
         let keys: Vec<Vec<half::f16>> = (0..n_pos).map(|_| as_f16(rng.normals(hd, 1.0))).collect();
         let values: Vec<Vec<half::f16>> = (0..n_pos).map(|_| as_f16(rng.normals(hd, 1.0))).collect();
-        let scale = 1.0 / (hd as f32).sqrt();
-        // Query i sees the first sees[i] positions: ascending, so those that see a block are
-        // always the last ones, as the engine passes them. Six spans a group of four and a pair.
+        let scoring = Scoring { scale: 1.0 / (hd as f32).sqrt(), softcap };
+        // Query i sees positions from[i]..sees[i]: both ascending, so those that see a block
+        // are always consecutive, as the engine passes them. Six spans a group of four and a pair.
         let sees: Vec<usize> = [n_pos / 3, n_pos / 2, n_pos / 2, n_pos - 1, n_pos, n_pos].iter().map(|&s| s.max(1)).collect();
+        let from: Vec<usize> = sees.iter().map(|&s| window.map_or(0, |w: usize| s.saturating_sub(w))).collect();
         let q: Vec<f32> = rng.normals(sees.len() * hd, 1.0);
         let want: Vec<Vec<f64>> = sees
             .iter()
+            .zip(&from)
             .enumerate()
-            .map(|(i, &seen)| {
+            .map(|(i, (&seen, &first))| {
                 let qi = &q[i * hd..(i + 1) * hd];
-                let scores: Vec<f64> = keys[..seen].iter().map(|k| qi.iter().zip(k).map(|(a, b)| f64::from(*a) * f64::from(b.to_f32())).sum::<f64>() * f64::from(scale)).collect();
+                let score = |k: &Vec<half::f16>| {
+                    let s = qi.iter().zip(k).map(|(a, b)| f64::from(*a) * f64::from(b.to_f32())).sum::<f64>() * f64::from(scoring.scale);
+                    softcap.map_or(s, |c| f64::from(c) * (s / f64::from(c)).tanh())
+                };
+                let scores: Vec<f64> = keys[first..seen].iter().map(score).collect();
                 let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
                 let total: f64 = weights.iter().sum();
-                (0..hd).map(|d| weights.iter().zip(&values).map(|(w, v)| w * f64::from(v[d].to_f32())).sum::<f64>() / total).collect()
+                (0..hd).map(|d| weights.iter().zip(&values[first..seen]).map(|(w, v)| w * f64::from(v[d].to_f32())).sum::<f64>() / total).collect()
             })
             .collect();
         let run = |k: &Kernels, first: usize, last: usize| -> (Vec<f32>, Vec<SoftmaxState>) {
@@ -276,10 +289,13 @@ fn attention_blocks_match_a_plain_softmax() {
                     vals[j * hd] = half::f16::NAN;
                     keys_t[j] = half::f16::MAX;
                 }
-                let Some(active) = (first..last).position(|i| sees[i] > start) else { continue };
-                let n: Vec<usize> = sees[first + active..last].iter().map(|&s| (s - start).min(ATTN_BLOCK)).collect();
-                let q = &q[(first + active) * hd..last * hd];
-                k.attend_block(q, &n, &keys_t, &vals, scale, &mut states[active..], &mut out[active * hd..]);
+                let sees_block = |i: usize| sees[i] > start && from[i] < start + ATTN_BLOCK;
+                let Some(a) = (first..last).position(sees_block) else { continue };
+                let b = (first + a..last).position(|i| !sees_block(i)).map_or(last, |p| first + a + p);
+                let slots: Vec<KeySlots> = (first + a..b).map(|i| KeySlots { lo: from[i].saturating_sub(start), hi: (sees[i] - start).min(ATTN_BLOCK) }).collect();
+                let q = &q[(first + a) * hd..b * hd];
+                let (a, b) = (a, b - first);
+                k.attend_block(q, &slots, &keys_t, &vals, scoring, &mut states[a..b], &mut out[a * hd..b * hd]);
             }
             (out, states)
         };

@@ -22,7 +22,7 @@ use dot_k::DotK;
 
 use super::acts::{widen_scales, widened_lines};
 use super::{each_query, Acts, DotRows, DotTile, Kernels, Level, Line, MAX_TILE};
-use crate::ops::SoftmaxState;
+use crate::ops::{KeySlots, Scoring, SoftmaxState};
 use half::f16;
 use crate::quant::{q2_k::BlockQ2K, q3_k::BlockQ3K, q4_0::BlockQ4_0, q4_1::BlockQ4_1, q4_k::BlockQ4K, q5_0::BlockQ5_0, q5_1::BlockQ5_1, q5_k::BlockQ5K, q6_k::BlockQ6K, q8_0::BlockQ8_0};
 use crate::DType;
@@ -40,6 +40,7 @@ pub(super) static KERNELS: Kernels = Kernels {
     scale_add: ops::scale_add,
     sum_squares: ops::sum_squares,
     silu_mul: ops::silu_mul,
+    gelu_mul: ops::gelu_mul,
     attend_block: attend_blocks,
 };
 
@@ -71,7 +72,7 @@ fn dot_rows(weight: DType) -> Option<DotRows> {
 dot_rows_from_tiles!("avx2,fma,f16c");
 
 /// `ops::attend_block` one query at a time.
-unsafe fn attend_blocks(q: &[f32], n: &[usize], keys_t: &[f16], values: &[f16], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
+unsafe fn attend_blocks(q: &[f32], slots: &[KeySlots], keys_t: &[f16], values: &[f16], scoring: Scoring, states: &mut [SoftmaxState], out: &mut [f32]) {
     // SAFETY: the dispatcher checked the CPU and the shapes.
-    unsafe { each_query(ops::attend_block, q, n, keys_t, values, scale, states, out) }
+    unsafe { each_query(ops::attend_block, q, slots, keys_t, values, scoring, states, out) }
 }

@@ -8,7 +8,7 @@ use std::arch::x86_64::*;
 use half::f16;
 
 use super::util::{hsum, lane_mask};
-use crate::ops::{SoftmaxState, ATTN_BLOCK};
+use crate::ops::{KeySlots, Scoring, SoftmaxState, ATTN_BLOCK};
 
 /// Four accumulators over 32-element steps, the remaining whole vectors into the first three
 /// in turn, a masked tail into the fourth, then `(acc0 + acc1) + (acc2 + acc3)`: a fixed order
@@ -100,6 +100,27 @@ pub(super) unsafe fn sum_squares(x: &[f32]) -> f64 {
 /// The CPU must have this level's features; `gate` and `up` have the same length.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    // SAFETY: the caller's promise.
+    unsafe { sigmoid_glu::<false>(gate, up) }
+}
+
+/// GeGLU: `gate = gelu_tanh(gate) * up`, as the scalar code computes it (`x / (1 + e^-z)`).
+///
+/// # Safety
+/// The CPU must have this level's features; `gate` and `up` have the same length.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn gelu_mul(gate: &mut [f32], up: &[f32]) {
+    // SAFETY: the caller's promise.
+    unsafe { sigmoid_glu::<true>(gate, up) }
+}
+
+/// GELU's tanh approximation as a sigmoid: `gelu(x) = x / (1 + e^-z)`, `z = 2k (x + c x^3)`.
+const GELU_C: f32 = 0.044_715;
+const GELU_2K: f32 = 2.0 * 0.797_884_6;
+
+/// `gate = gate / (1 + exp(-z)) * up` with `z = gate` (SiLU) or GELU's tanh argument doubled.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn sigmoid_glu<const GELU: bool>(gate: &mut [f32], up: &[f32]) {
     let n = gate.len().min(up.len());
     let (pg, pu) = (gate.as_mut_ptr(), up.as_ptr());
     let one = _mm256_set1_ps(1.0);
@@ -109,7 +130,13 @@ pub(super) unsafe fn silu_mul(gate: &mut [f32], up: &[f32]) {
         while i < n {
             let m = lane_mask((n - i).min(8));
             let g = _mm256_maskload_ps(pg.add(i), m);
-            let e = exp(_mm256_sub_ps(_mm256_setzero_ps(), g));
+            let z = if GELU {
+                let cube = _mm256_mul_ps(_mm256_mul_ps(g, g), g);
+                _mm256_mul_ps(_mm256_set1_ps(GELU_2K), _mm256_fmadd_ps(_mm256_set1_ps(GELU_C), cube, g))
+            } else {
+                g
+            };
+            let e = exp(_mm256_sub_ps(_mm256_setzero_ps(), z));
             let v = _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_maskload_ps(pu.add(i), m));
             _mm256_maskstore_ps(pg.add(i), m, v);
             i += 8;
@@ -126,7 +153,7 @@ const LN2_HI: f32 = f32::from_bits(0x3f31_8000); // 0.693359375
 /// # Safety
 /// The CPU must have this level's features; the dispatcher checked the shapes.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn attend_block(q: &[f32], keys_t: &[f16], values: &[f16], n: usize, scale: f32, state: &mut SoftmaxState, out: &mut [f32]) {
+pub(super) unsafe fn attend_block(q: &[f32], keys_t: &[f16], values: &[f16], slots: KeySlots, scoring: Scoring, state: &mut SoftmaxState, out: &mut [f32]) {
     let hd = q.len();
     let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
     let neg_inf = _mm256_set1_ps(f32::NEG_INFINITY);
@@ -139,10 +166,22 @@ pub(super) unsafe fn attend_block(q: &[f32], keys_t: &[f16], values: &[f16], n: 
             lo = _mm256_fmadd_ps(qv, load8_f16(k), lo);
             hi = _mm256_fmadd_ps(qv, load8_f16(k.add(8)), hi);
         }
-        let sv = _mm256_set1_ps(scale);
-        let (m_lo, m_hi) = (_mm256_castsi256_ps(lane_mask(n.min(8))), _mm256_castsi256_ps(lane_mask(n.saturating_sub(8))));
-        lo = _mm256_blendv_ps(neg_inf, _mm256_mul_ps(lo, sv), m_lo);
-        hi = _mm256_blendv_ps(neg_inf, _mm256_mul_ps(hi, sv), m_hi);
+        let sv = _mm256_set1_ps(scoring.scale);
+        let (mut lo_s, mut hi_s) = (_mm256_mul_ps(lo, sv), _mm256_mul_ps(hi, sv));
+        if let Some(cap) = scoring.softcap {
+            // cap * tanh(s / cap), with tanh(y) = 1 - 2 / (e^2y + 1)
+            let capped = |s: __m256| {
+                let e = exp(_mm256_mul_ps(s, _mm256_set1_ps(2.0 / cap)));
+                let t = _mm256_sub_ps(_mm256_set1_ps(1.0), _mm256_div_ps(_mm256_set1_ps(2.0), _mm256_add_ps(e, _mm256_set1_ps(1.0))));
+                _mm256_mul_ps(t, _mm256_set1_ps(cap))
+            };
+            (lo_s, hi_s) = (capped(lo_s), capped(hi_s));
+        }
+        // Lanes lo..hi of the 16: slots below 8 in the first vector, the rest in the second.
+        let range = |a: usize, b: usize| _mm256_castsi256_ps(_mm256_andnot_si256(lane_mask(a), lane_mask(b)));
+        let (m_lo, m_hi) = (range(slots.lo.min(8), slots.hi.min(8)), range(slots.lo.saturating_sub(8), slots.hi.saturating_sub(8)));
+        lo = _mm256_blendv_ps(neg_inf, lo_s, m_lo);
+        hi = _mm256_blendv_ps(neg_inf, hi_s, m_hi);
         let mut lanes = [0.0f32; 8];
         _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_max_ps(lo, hi));
         let new_max = lanes.iter().copied().fold(state.max, f32::max);
@@ -160,7 +199,7 @@ pub(super) unsafe fn attend_block(q: &[f32], keys_t: &[f16], values: &[f16], n: 
         while c < hd {
             let mc = lane_mask((hd - c).min(8));
             let mut acc = _mm256_mul_ps(_mm256_maskload_ps(po.add(c), mc), _mm256_set1_ps(correction));
-            for (j, &w) in weights[..n].iter().enumerate() {
+            for (j, &w) in (slots.lo..).zip(&weights[slots.lo..slots.hi]) {
                 let v = if hd - c >= 8 {
                     load8_f16(pv.add(j * hd + c))
                 } else {

@@ -48,6 +48,7 @@ const AVX512: Kernels = Kernels {
     scale_add: ops::scale_add,
     sum_squares: ops::sum_squares,
     silu_mul: ops::silu_mul,
+    gelu_mul: ops::gelu_mul,
     attend_block: ops::attend_block,
 };
 

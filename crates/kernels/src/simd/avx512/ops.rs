@@ -8,7 +8,7 @@ use std::arch::x86_64::*;
 use half::f16;
 
 use super::util::{hsum, lane_mask};
-use crate::ops::{SoftmaxState, ATTN_BLOCK};
+use crate::ops::{KeySlots, Scoring, SoftmaxState, ATTN_BLOCK};
 
 /// Four accumulators over 64-element steps, the remaining whole vectors into the first three
 /// in turn, a masked tail into the fourth, then `(acc0 + acc1) + (acc2 + acc3)`: a fixed order
@@ -97,6 +97,23 @@ pub(super) unsafe fn sum_squares(x: &[f32]) -> f64 {
 /// The CPU must have this level's features; `gate` and `up` have the same length.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
 pub(super) unsafe fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    // SAFETY: the caller's promise.
+    unsafe { sigmoid_glu::<false>(gate, up) }
+}
+
+/// GeGLU: `gate = gelu_tanh(gate) * up`, as the scalar code computes it (`x / (1 + e^-z)`).
+///
+/// # Safety
+/// The CPU must have this level's features; `gate` and `up` have the same length.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+pub(super) unsafe fn gelu_mul(gate: &mut [f32], up: &[f32]) {
+    // SAFETY: the caller's promise.
+    unsafe { sigmoid_glu::<true>(gate, up) }
+}
+
+/// `gate = gate / (1 + exp(-z)) * up` with `z = gate` (SiLU) or GELU's tanh argument doubled.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+unsafe fn sigmoid_glu<const GELU: bool>(gate: &mut [f32], up: &[f32]) {
     let n = gate.len().min(up.len());
     let (pg, pu) = (gate.as_mut_ptr(), up.as_ptr());
     let one = _mm512_set1_ps(1.0);
@@ -106,7 +123,13 @@ pub(super) unsafe fn silu_mul(gate: &mut [f32], up: &[f32]) {
         while i < n {
             let m = lane_mask((n - i).min(16));
             let g = _mm512_maskz_loadu_ps(m, pg.add(i));
-            let e = exp(_mm512_sub_ps(_mm512_setzero_ps(), g));
+            let z = if GELU {
+                let cube = _mm512_mul_ps(_mm512_mul_ps(g, g), g);
+                _mm512_mul_ps(_mm512_set1_ps(GELU_2K), _mm512_fmadd_ps(_mm512_set1_ps(GELU_C), cube, g))
+            } else {
+                g
+            };
+            let e = exp(_mm512_sub_ps(_mm512_setzero_ps(), z));
             let v = _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)), _mm512_maskz_loadu_ps(m, pu.add(i)));
             _mm512_mask_storeu_ps(pg.add(i), m, v);
             i += 16;
@@ -124,17 +147,17 @@ pub(super) unsafe fn silu_mul(gate: &mut [f32], up: &[f32]) {
 /// # Safety
 /// The CPU must have this level's features; the dispatcher checked the shapes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-pub(super) unsafe fn attend_block(q: &[f32], n: &[usize], keys_t: &[f16], values: &[f16], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
+pub(super) unsafe fn attend_block(q: &[f32], slots: &[KeySlots], keys_t: &[f16], values: &[f16], scoring: Scoring, states: &mut [SoftmaxState], out: &mut [f32]) {
     let hd = keys_t.len() / ATTN_BLOCK;
-    for (g, n) in n.chunks(4).enumerate() {
+    for (g, n) in slots.chunks(4).enumerate() {
         let (q, out, states) = (&q[4 * g * hd..], &mut out[4 * g * hd..], &mut states[4 * g..]);
         // SAFETY: the caller's promise; each group takes its own queries.
         unsafe {
             match n.len() {
-                1 => attend::<1>(q, n, keys_t, values, scale, states, out),
-                2 => attend::<2>(q, n, keys_t, values, scale, states, out),
-                3 => attend::<3>(q, n, keys_t, values, scale, states, out),
-                _ => attend::<4>(q, n, keys_t, values, scale, states, out),
+                1 => attend::<1>(q, n, keys_t, values, scoring, states, out),
+                2 => attend::<2>(q, n, keys_t, values, scoring, states, out),
+                3 => attend::<3>(q, n, keys_t, values, scoring, states, out),
+                _ => attend::<4>(q, n, keys_t, values, scoring, states, out),
             }
         }
     }
@@ -144,7 +167,7 @@ pub(super) unsafe fn attend_block(q: &[f32], n: &[usize], keys_t: &[f16], values
 /// register arrays need constant indices after unrolling.)
 #[allow(clippy::needless_range_loop)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-unsafe fn attend<const Q: usize>(q: &[f32], n: &[usize], keys_t: &[f16], values: &[f16], scale: f32, states: &mut [SoftmaxState], out: &mut [f32]) {
+unsafe fn attend<const Q: usize>(q: &[f32], n: &[KeySlots], keys_t: &[f16], values: &[f16], scoring: Scoring, states: &mut [SoftmaxState], out: &mut [f32]) {
     let hd = keys_t.len() / ATTN_BLOCK;
     assert!(q.len() >= Q * hd && out.len() >= Q * hd && n.len() >= Q && states.len() >= Q);
     let mut chains = [[_mm512_setzero_ps(); 4]; Q];
@@ -173,8 +196,14 @@ unsafe fn attend<const Q: usize>(q: &[f32], n: &[usize], keys_t: &[f16], values:
         }
         for i in 0..Q {
             let [c0, c1, c2, c3] = chains[i];
-            let scores = _mm512_mul_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)), _mm512_set1_ps(scale));
-            let (m, state) = (lane_mask(n[i]), &mut states[i]);
+            let mut scores = _mm512_mul_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)), _mm512_set1_ps(scoring.scale));
+            if let Some(cap) = scoring.softcap {
+                // cap * tanh(s / cap), with tanh(y) = 1 - 2 / (e^2y + 1)
+                let e = exp(_mm512_mul_ps(scores, _mm512_set1_ps(2.0 / cap)));
+                let t = _mm512_sub_ps(_mm512_set1_ps(1.0), _mm512_div_ps(_mm512_set1_ps(2.0), _mm512_add_ps(e, _mm512_set1_ps(1.0))));
+                scores = _mm512_mul_ps(t, _mm512_set1_ps(cap));
+            }
+            let (m, state) = (lane_mask(n[i].hi) & !lane_mask(n[i].lo), &mut states[i]);
             let new_max = state.max.max(_mm512_mask_reduce_max_ps(m, scores));
             corrections[i] = (state.max - new_max).exp();
             let p = _mm512_maskz_mov_ps(m, exp(_mm512_sub_ps(scores, _mm512_set1_ps(new_max))));
@@ -182,7 +211,8 @@ unsafe fn attend<const Q: usize>(q: &[f32], n: &[usize], keys_t: &[f16], values:
             state.max = new_max;
             _mm512_storeu_ps(weights[i].as_mut_ptr(), p);
         }
-        let n_max = n[..Q].iter().copied().max().unwrap_or(0);
+        let n_max = n[..Q].iter().map(|s| s.hi).max().unwrap_or(0);
+        let n_min = n[..Q].iter().map(|s| s.lo).min().unwrap_or(0);
         for c in (0..hd).step_by(64) {
             let masks = array_of!(4, 0u16, |s| lane_mask((hd.saturating_sub(c + 16 * s)).min(16)));
             let mut acc = [[_mm512_setzero_ps(); 4]; Q];
@@ -191,11 +221,11 @@ unsafe fn attend<const Q: usize>(q: &[f32], n: &[usize], keys_t: &[f16], values:
                     acc[i][s] = _mm512_mul_ps(_mm512_maskz_loadu_ps(masks[s], po.wrapping_add(i * hd + c + 16 * s)), _mm512_set1_ps(corrections[i]));
                 }
             }
-            for j in 0..n_max {
+            for j in n_min..n_max {
                 let v = array_of!(4, _mm512_setzero_ps(), |s| _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(masks[s], pv.wrapping_add(j * hd + c + 16 * s).cast())));
                 for i in 0..Q {
-                    // Past a query's own keys the slots may hold anything (even NaN): skipped.
-                    if j < n[i] {
+                    // Outside a query's own keys the slots may hold anything (even NaN): skipped.
+                    if (n[i].lo..n[i].hi).contains(&j) {
                         let w = _mm512_set1_ps(weights[i][j]);
                         for s in 0..4 {
                             acc[i][s] = _mm512_fmadd_ps(w, v[s], acc[i][s]);
@@ -211,6 +241,10 @@ unsafe fn attend<const Q: usize>(q: &[f32], n: &[usize], keys_t: &[f16], values:
         }
     }
 }
+
+/// GELU's tanh approximation as a sigmoid: `gelu(x) = x / (1 + e^-z)`, `z = 2k (x + c x^3)`.
+const GELU_C: f32 = 0.044_715;
+const GELU_2K: f32 = 2.0 * 0.797_884_6;
 
 /// ln 2 rounded to 9 significant bits, so that `n * LN2_HI` is exact for every |n| < 2^15.
 const LN2_HI: f32 = f32::from_bits(0x3f31_8000); // 0.693359375
