@@ -331,3 +331,48 @@ fn chat_template_chatml_replaces_the_default_models_own() {
     assert!(own.ok, "{}", own.stderr);
     assert!(reported_prompt_tokens(&own.stderr) > reported_prompt_tokens(&chatml_run.stderr), "SmolLM2's own template adds its system prompt");
 }
+
+/// `herd logits --json` prints one object: per position the top K `[id, logit]` pairs, highest
+/// first, and the full last-position logits; at `--precision f32` they are the fixture's
+/// float64 logits to 1e-4. Bad ids are one clear line.
+#[test]
+fn logits_prints_the_reference_logits_as_json() {
+    let Some(dir) = shared("arch/qwen3") else { return };
+    let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let seq: Vec<String> = expected["sequences"][0].as_array().unwrap().iter().map(|v| v.to_string()).collect();
+    let model = dir.join("model-f32.gguf");
+    let out = herd(&["logits", "-m", s(&model), "--tokens", &seq.join(","), "--top", "3", "--precision", "f32", "--json"], "", &[]);
+    assert!(out.ok, "{}", out.stderr);
+    let got: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("one JSON object");
+    let want = &expected["results"]["f32"]["per_sequence"][0];
+    let positions = got["positions"].as_array().unwrap();
+    assert_eq!(positions.len(), seq.len());
+    for (p, pos) in positions.iter().enumerate() {
+        let top = pos["top"].as_array().unwrap();
+        assert_eq!(top.len(), 3);
+        for (g, w) in top.iter().zip(want["top10"][p].as_array().unwrap()) {
+            assert_eq!(g[0], w[0], "position {p}");
+            assert!((g[1].as_f64().unwrap() - w[1].as_f64().unwrap()).abs() < 1e-4, "position {p}: {g} vs {w}");
+        }
+    }
+    assert_eq!(got["last_logits"].as_array().unwrap().len(), want["last_logits"].as_array().unwrap().len());
+
+    let out = herd(&["logits", "-m", s(&model), "--tokens", "1,99999"], "", &[]);
+    assert!(!out.ok && out.stderr.contains("token id 99999 is out of range"), "{}", out.stderr);
+}
+
+/// Gemma 3 270M has no chat template: `herd chat` refuses in one line that names the flag, and
+/// with the built-in `gemma` template answers (the file is the base model, so what it answers
+/// is not checked).
+#[test]
+fn gemma3_chats_with_a_builtin_template() {
+    let Some(model) = std::env::var_os("HERD_TEST_GEMMA3") else {
+        eprintln!("skipped: HERD_TEST_GEMMA3 is not set (scripts/test sets it)");
+        return;
+    };
+    let model = model.to_str().unwrap();
+    let out = herd(&["chat", "-m", model, "--chat-template", "gemma", "--temperature", "0", "-n", "16"], "What is the capital of France?\n", &[]);
+    assert!(out.ok && !out.stdout.trim().is_empty(), "{}", out.stderr);
+    let out = herd(&["chat", "-m", model], "Hi\n", &[]);
+    assert!(!out.ok && out.stderr.contains("--chat-template"), "{}", out.stderr);
+}
