@@ -195,8 +195,11 @@ fn rope_config(meta: &Meta<'_>, head_dim: usize, style: RopeStyle) -> Result<Rop
 /// n_rot / 2 positive F32 values.
 pub fn rope_factors(meta: &Meta<'_>, name: &str, n_rot: usize) -> Result<Vec<f32>> {
     let t = meta.file.tensor(name).ok_or_else(|| meta.bad(format!("missing tensor '{name}'")))?;
-    if t.n_elements as usize != n_rot / 2 || t.dtype != herd_kernels::DType::F32 {
-        return Err(meta.bad(format!("tensor '{name}': {} {} values, expected {} F32 (half the rotated dimensions)", t.n_elements, t.dtype, n_rot / 2)));
+    if t.dims != [(n_rot / 2) as u64] {
+        return Err(meta.bad(format!("tensor '{name}': dims {:?}, expected [{}] (half the rotated dimensions)", t.dims, n_rot / 2)));
+    }
+    if t.dtype != herd_kernels::DType::F32 {
+        return Err(meta.bad(format!("tensor '{name}': type {}, expected F32", t.dtype)));
     }
     let factors: Vec<f32> = meta.file.tensor_data(t).chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     if factors.iter().any(|f| !(*f > 0.0 && f.is_finite())) {

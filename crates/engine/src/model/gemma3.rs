@@ -52,12 +52,12 @@ fn local_layers(p: &Parts<'_>) -> Result<Vec<bool>> {
             match flags {
                 Some(f) if f.len() == n => Ok(f),
                 Some(f) => Err(p.meta.bad(format!("key '{key}' has {} entries for {n} layers", f.len()))),
-                None => Err(p.meta.bad(format!("key '{key}' must be a period or an array of bools"))),
+                None => Err(p.meta.bad(format!("key '{key}' is an array of {}, expected a period or an array of bools", a.elem_type))),
             }
         }
         Some(v) => match v.as_u64() {
             Some(period) if period >= 1 && period as usize <= n => Ok((0..n).map(|l| (l + 1) % period as usize != 0).collect()),
-            _ => Err(p.meta.bad(format!("key '{key}' is {v:?}, expected a period from 1 to the layer count {n}"))),
+            _ => Err(p.meta.bad(format!("key '{key}' is {}, expected a period from 1 to the layer count {n}", v.describe()))),
         },
     }
 }

@@ -28,6 +28,9 @@ pub enum Tensor {
     FfnUpExps,
     FfnDownExps,
     FfnGateShexp,
+    FfnUpShexp,
+    FfnDownShexp,
+    FfnRouterShexp,
 }
 
 const NAMES: &[(Tensor, &str)] = &[
@@ -55,6 +58,9 @@ const NAMES: &[(Tensor, &str)] = &[
     (Tensor::FfnUpExps, "ffn_up_exps"),
     (Tensor::FfnDownExps, "ffn_down_exps"),
     (Tensor::FfnGateShexp, "ffn_gate_shexp"),
+    (Tensor::FfnUpShexp, "ffn_up_shexp"),
+    (Tensor::FfnDownShexp, "ffn_down_shexp"),
+    (Tensor::FfnRouterShexp, "ffn_gate_inp_shexp"),
 ];
 
 impl Tensor {

@@ -112,11 +112,15 @@ impl<'a> Parts<'a> {
         let n_exp = m.required("expert_count")?;
         let n_used = m.required("expert_used_count")?;
         m.sane("expert_count", n_exp, 1024)?;
-        m.sane("expert_used_count", n_used, n_exp)?;
+        m.sane("expert_used_count", n_used, 1024)?;
+        if n_used > n_exp {
+            return Err(m.bad(format!("key '{}' is {n_used} but '{}' is {n_exp}: a token cannot use more experts than there are", m.key("expert_used_count"), m.key("expert_count"))));
+        }
         let d_ff = m.usize("expert_feed_forward_length")?.unwrap_or(self.cfg.d_ff);
         m.sane("expert_feed_forward_length", d_ff, 1 << 18)?;
-        if self.w.has(&Tensor::FfnGateShexp.at(l)) {
-            return Err(m.bad(format!("layer {l} has shared experts ('{}'), which herd does not run", Tensor::FfnGateShexp.at(l))));
+        let shared = [Tensor::FfnGateShexp, Tensor::FfnUpShexp, Tensor::FfnDownShexp, Tensor::FfnRouterShexp];
+        if let Some(name) = shared.iter().map(|t| t.at(l)).find(|name| self.w.has(name)) {
+            return Err(m.bad(format!("layer {l} has shared experts ('{name}'), which herd does not run")));
         }
         if let Some(f) = m.usize("expert_gating_func")?.filter(|&f| f != 1) {
             return Err(m.bad(format!("key '{}' is {f}: herd runs softmax expert gating (1) only", m.key("expert_gating_func"))));
@@ -129,10 +133,11 @@ impl<'a> Parts<'a> {
         Ok(Moe { router: self.w.matrix(&Tensor::FfnRouter.at(l), n_exp, d)?, experts, n_used, renormalize })
     }
 
-    /// Layer `l`'s feed-forward: a mixture of experts where the file has a router, else the
-    /// gated MLP.
+    /// Layer `l`'s feed-forward: a mixture of experts where the file has a router or expert
+    /// tensors (so that a missing router is named, not taken for a dense layer), else the gated
+    /// MLP.
     pub fn ffn(&self, l: usize, act: Activation) -> Result<FeedForward> {
-        Ok(if self.w.has(&Tensor::FfnRouter.at(l)) { FeedForward::Moe(self.moe(l, act)?) } else { FeedForward::Dense(self.mlp(l, act, false)?) })
+        Ok(if self.w.has(&Tensor::FfnRouter.at(l)) || self.w.has(&Tensor::FfnGateExps.at(l)) { FeedForward::Moe(self.moe(l, act)?) } else { FeedForward::Dense(self.mlp(l, act, false)?) })
     }
 
     /// Layer `l` from its attention and feed-forward, with Gemma's post-norms when asked.

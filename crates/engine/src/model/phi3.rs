@@ -29,10 +29,12 @@ fn rope(p: &Parts<'_>) -> Result<Rope> {
         (false, false) => Ok(Rope::new(&c.rope)),
         (true, true) => {
             let original_ctx = p.meta.required("rope.scaling.original_context_length")?;
+            p.meta.sane("rope.scaling.original_context_length", original_ctx, 1 << 24)?;
             let attn_factor = p.meta.positive("rope.scaling.attn_factor")?.unwrap_or(1.0);
             let with = |name: &str| -> Result<RopeConfig> { Ok(RopeConfig { freq_factors: Some(rope_factors(&p.meta, name, c.rope.n_rot)?), ..c.rope.clone() }) };
             Ok(Rope::longrope(&with(&short)?, &with(&long)?, original_ctx, attn_factor))
         }
-        _ => Err(p.meta.bad(format!("LongRoPE needs both '{short}' and '{long}'"))),
+        (true, false) => Err(p.meta.bad(format!("tensor '{short}' is present but '{long}' is missing: LongRoPE needs both"))),
+        (false, true) => Err(p.meta.bad(format!("tensor '{long}' is present but '{short}' is missing: LongRoPE needs both"))),
     }
 }
