@@ -162,3 +162,38 @@ fn limits_are_enforced_at_submission() {
     engine.shutdown(Duration::from_secs(5));
     assert_eq!(engine.submit(request(&engine, "x", 0, 1), sink()), Err(SubmitError::ShuttingDown));
 }
+
+/// Batch invariance holds for every family, on the tiny fixtures of ../shared/testdata/arch:
+/// sliding windows and soft-caps (Gemma), q/k norms, fused projections and LongRoPE (Phi-3),
+/// and experts (Mixtral, Qwen 3 MoE), where a token's output must not depend on which other
+/// tokens chose the same experts.
+#[test]
+fn every_family_is_batch_invariant() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/arch");
+    if !dir.exists() {
+        eprintln!("skipped: {} is absent", dir.display());
+        return;
+    }
+    for family in ["mixtral", "qwen2", "qwen3moe", "gemma2", "gemma3", "phi3-longrope"] {
+        let model = Arc::new(Model::load(&dir.join(family).join("model-f16.gguf")).unwrap());
+        let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join(family).join("expected.json")).unwrap()).unwrap();
+        let sequence: Vec<u32> = expected["sequences"][1].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let engine = EngineHandle::start(model, EngineConfig { n_ctx: 512, max_seqs: 8, max_queue: 16, kv_blocks: 256, token_budget: 64, threads: 2 });
+        let reqs: Vec<Request> = (0..8)
+            .map(|i| Request {
+                prompt: sequence[i..i + 12 + 3 * i].to_vec(),
+                max_tokens: 24,
+                sampling: SamplingParams { temperature: 0.8, seed: i as u64, ..Default::default() },
+                stop: vec![],
+                top_logprobs: None,
+            })
+            .collect();
+        let alone: Vec<String> = reqs.iter().map(|r| collect(&submit(&engine, r.clone()).0).0).collect();
+        let receivers: Vec<_> = reqs.iter().map(|r| submit(&engine, r.clone()).0).collect();
+        for (i, rx) in receivers.iter().enumerate() {
+            assert_eq!(collect(rx).0, alone[i], "{family}: request {i} alone vs in a batch of 8");
+        }
+        assert_blocks_return(&engine);
+        engine.shutdown(Duration::from_secs(5));
+    }
+}

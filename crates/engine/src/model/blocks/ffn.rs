@@ -123,7 +123,7 @@ impl Moe {
         let n_exp = self.experts.len();
         let m = &mut s.moe;
         grow(&mut m.router_logits, n_tok * n_exp);
-        matmul(pool, self.router.mat(), &s.h[..n_tok * d], n_tok, &mut m.router_logits, &mut s.mm, Precision::Exact);
+        matmul(pool, self.router.mat(), &s.h[..n_tok * d], n_tok, &mut m.router_logits[..n_tok * n_exp], &mut s.mm, Precision::Exact);
         m.chosen.clear();
         for logits in m.router_logits[..n_tok * n_exp].chunks_exact(n_exp) {
             let first = m.chosen.len();
