@@ -8,7 +8,8 @@ use herd_kernels::DType;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The shape: llama-3-8b, llama-3.2-1b, smollm2-135m or tiny.
+    /// The shape: llama-3-8b, llama-3.2-1b, smollm2-135m, tiny, or a mixture of experts:
+    /// qwen3-30b-a3b, qwen3moe-small, mixtral-8x7b, mixtral-tiny (the small ones run anywhere).
     #[arg(long)]
     shape: String,
     /// Type of the weight matrices (q4_0, q4_1, q8_0, q4_k, q6_k, f16, bf16, ...).
