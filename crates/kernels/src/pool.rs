@@ -1,9 +1,16 @@
-//! A persistent thread pool for data-parallel ops: one job at a time, run by every thread at
-//! once, each taking its share by thread index. Workers spin briefly between jobs (a forward pass
-//! issues hundreds of ops per token, microseconds apart) and park when the pool goes quiet, so an
-//! idle server costs no CPU. Nothing is allocated per job.
+//! A persistent thread pool for data-parallel ops: one job at a time, split into one part per
+//! thread, each part taking its share by index. Workers spin briefly between jobs (a forward
+//! pass issues hundreds of ops per token, microseconds apart) and park when the pool goes quiet,
+//! so an idle server costs no CPU. Nothing is allocated per job.
+//!
+//! Parts are claimed, not assigned: whichever thread is running takes the next unclaimed part,
+//! so when another process holds a core and a worker is descheduled, the threads that do run
+//! take its parts instead of waiting a whole scheduler slice for it (with static parts, a
+//! second busy process cut decoding by 10x). A part's index still decides its share, so
+//! results do not depend on which thread ran it.
 
 use std::cell::UnsafeCell;
+use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -17,15 +24,20 @@ type Job<'a> = dyn Fn(usize, usize) + Sync + 'a;
 /// between two ops of a forward pass, short enough that a paused engine sleeps.
 const SPIN_TIME: Duration = Duration::from_micros(2000);
 
+/// Bits of `Shared::claim` that count claimed parts; the rest is the job's epoch.
+const PART_BITS: u32 = 16;
+
 struct Shared {
     /// The current job, valid while `pending > 0`. Written only by the thread holding
-    /// `caller`, before it bumps `epoch`.
+    /// `caller`, before it publishes a new epoch in `claim`.
     job: UnsafeCell<Option<*const Job<'static>>>,
-    /// Bumped once per job; workers run a job when they see a new value.
-    epoch: AtomicU64,
-    /// Workers that have not finished the current job.
+    /// The current job's epoch (bumped once per job) and how many of its parts have been
+    /// claimed, in one word, so that a part is only ever claimed for the job it belongs to.
+    claim: AtomicU64,
+    /// Parts of the current job not yet finished.
     pending: AtomicUsize,
-    panicked: AtomicBool,
+    /// The first panic of the current job's parts, re-raised by the caller.
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
     shutdown: AtomicBool,
     n_parked: AtomicUsize,
     park_lock: Mutex<()>,
@@ -34,9 +46,9 @@ struct Shared {
     caller: Mutex<()>,
 }
 
-// SAFETY: `job` is only written by the caller holding `caller` while no worker reads it
-// (pending == 0), and read by workers only between the epoch bump and their decrement of
-// `pending`; the pointee is `Sync`.
+// SAFETY: `job` is only written by the caller holding `caller` while no thread reads it
+// (pending == 0), and read only by a thread that has claimed a part of the current epoch and
+// not yet finished it (so pending > 0); the pointee is `Sync`.
 unsafe impl Sync for Shared {}
 unsafe impl Send for Shared {}
 
@@ -49,12 +61,12 @@ pub struct ThreadPool {
 impl ThreadPool {
     /// A pool of `n_threads` threads in all: the calling thread plus `n_threads - 1` workers.
     pub fn new(n_threads: usize) -> ThreadPool {
-        let n_threads = n_threads.max(1);
+        let n_threads = n_threads.clamp(1, (1 << PART_BITS) - 1);
         let shared = Arc::new(Shared {
             job: UnsafeCell::new(None),
-            epoch: AtomicU64::new(0),
+            claim: AtomicU64::new(0),
             pending: AtomicUsize::new(0),
-            panicked: AtomicBool::new(false),
+            panic: Mutex::new(None),
             shutdown: AtomicBool::new(false),
             n_parked: AtomicUsize::new(0),
             park_lock: Mutex::new(()),
@@ -66,7 +78,7 @@ impl ThreadPool {
                 let shared = Arc::clone(&shared);
                 std::thread::Builder::new()
                     .name(format!("herd-worker-{idx}"))
-                    .spawn(move || worker_loop(&shared, idx, n_threads))
+                    .spawn(move || worker_loop(&shared, n_threads))
                     .expect("spawning a worker thread")
             })
             .collect();
@@ -82,8 +94,9 @@ impl ThreadPool {
         self.n_threads
     }
 
-    /// Runs `job(thread_idx, n_threads)` on every thread of the pool, the caller included as
-    /// thread 0, and returns when all have finished. A panic in any thread is re-raised here.
+    /// Runs `job(part, n_threads)` for every part `0..n_threads`, each once, on whichever
+    /// threads of the pool get to it first (the caller included), and returns when all have
+    /// finished. A panic in any part is re-raised here.
     pub fn run(&self, job: &(dyn Fn(usize, usize) + Sync)) {
         if self.n_threads == 1 {
             job(0, 1);
@@ -92,30 +105,61 @@ impl ThreadPool {
         let _guard = self.shared.caller.lock().unwrap_or_else(|e| e.into_inner());
         let shared = &*self.shared;
         // SAFETY: the lifetime is erased only for the duration of this call: we wait below
-        // until every worker has finished with the pointer, and clear it before returning.
+        // until every part has finished with the pointer, and clear it before returning.
         let ptr: *const Job<'static> = unsafe { std::mem::transmute(job as *const Job<'_>) };
         unsafe { *shared.job.get() = Some(ptr) };
-        shared.pending.store(self.n_threads - 1, Ordering::Relaxed);
-        shared.epoch.fetch_add(1, Ordering::Release);
+        shared.pending.store(self.n_threads, Ordering::Relaxed);
+        let epoch = (shared.claim.load(Ordering::Relaxed) >> PART_BITS) + 1;
+        shared.claim.store(epoch << PART_BITS, Ordering::Release);
         if shared.n_parked.load(Ordering::SeqCst) > 0 {
             let _lock = shared.park_lock.lock().unwrap_or_else(|e| e.into_inner());
             shared.wake.notify_all();
         }
-        let own = catch_unwind(AssertUnwindSafe(|| job(0, self.n_threads)));
+        run_parts(shared, epoch, self.n_threads);
+        // Parts claimed by threads that were then descheduled: give them the core.
+        let mut spins = 0u32;
         while shared.pending.load(Ordering::Acquire) != 0 {
-            std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(256) {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
         }
         unsafe { *shared.job.get() = None };
-        if let Err(payload) = own {
+        if let Some(payload) = shared.panic.lock().unwrap_or_else(|e| e.into_inner()).take() {
             std::panic::resume_unwind(payload);
-        }
-        if shared.panicked.swap(false, Ordering::Relaxed) {
-            panic!("a thread-pool worker panicked while running a job");
         }
     }
 }
 
-fn worker_loop(shared: &Shared, idx: usize, n_threads: usize) {
+/// Claims and runs parts of the job of `epoch` until none is left. A panicking part is
+/// recorded (re-raised by the caller) and still counted as finished.
+fn run_parts(shared: &Shared, epoch: u64, n_parts: usize) {
+    let mut claim = shared.claim.load(Ordering::Acquire);
+    loop {
+        let part = (claim & ((1 << PART_BITS) - 1)) as usize;
+        if claim >> PART_BITS != epoch || part >= n_parts {
+            return;
+        }
+        match shared.claim.compare_exchange_weak(claim, claim + 1, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                // SAFETY: the caller set the pointer before publishing the epoch (Release,
+                // paired with the Acquire of the claim) and keeps it alive until `pending`,
+                // which counts this part, reaches zero.
+                let job = unsafe { &*(*shared.job.get()).expect("a job is set for a claimed part") };
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| job(part, n_parts))) {
+                    shared.panic.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(payload);
+                }
+                shared.pending.fetch_sub(1, Ordering::Release);
+                claim = shared.claim.load(Ordering::Acquire);
+            }
+            Err(now) => claim = now,
+        }
+    }
+}
+
+fn worker_loop(shared: &Shared, n_threads: usize) {
     let mut seen = 0u64;
     loop {
         let epoch = wait_for_job(shared, seen);
@@ -123,33 +167,34 @@ fn worker_loop(shared: &Shared, idx: usize, n_threads: usize) {
             return;
         }
         seen = epoch;
-        // SAFETY: the caller set the pointer before bumping the epoch (Release, paired with
-        // the Acquire load in wait_for_job) and keeps it alive until `pending` reaches zero.
-        let job = unsafe { &*(*shared.job.get()).expect("a job is set for a new epoch") };
-        if catch_unwind(AssertUnwindSafe(|| job(idx, n_threads))).is_err() {
-            shared.panicked.store(true, Ordering::Relaxed);
-        }
-        shared.pending.fetch_sub(1, Ordering::Release);
+        run_parts(shared, epoch, n_threads);
     }
 }
 
-/// Spins, then parks, until the epoch moves past `seen` or the pool shuts down.
+/// Spins, then parks, until a job later than `seen` is published or the pool shuts down.
+/// Returns the new job's epoch.
 fn wait_for_job(shared: &Shared, seen: u64) -> u64 {
     let start = Instant::now();
     let mut spins = 0u32;
     loop {
-        let epoch = shared.epoch.load(Ordering::Acquire);
+        let epoch = shared.claim.load(Ordering::Acquire) >> PART_BITS;
         if epoch != seen || shared.shutdown.load(Ordering::Acquire) {
             return epoch;
         }
         spins = spins.wrapping_add(1);
-        if !spins.is_multiple_of(1024) || start.elapsed() < SPIN_TIME {
+        if !spins.is_multiple_of(256) {
             std::hint::spin_loop();
+            continue;
+        }
+        if start.elapsed() < SPIN_TIME {
+            // Free: it returns at once unless another thread wants this core, which on a busy
+            // machine is the thread our job is waiting for.
+            std::thread::yield_now();
             continue;
         }
         let lock = shared.park_lock.lock().unwrap_or_else(|e| e.into_inner());
         shared.n_parked.fetch_add(1, Ordering::SeqCst);
-        let lock = if shared.epoch.load(Ordering::SeqCst) == seen && !shared.shutdown.load(Ordering::SeqCst) {
+        let lock = if shared.claim.load(Ordering::SeqCst) >> PART_BITS == seen && !shared.shutdown.load(Ordering::SeqCst) {
             shared.wake.wait(lock).unwrap_or_else(|e| e.into_inner())
         } else {
             lock
@@ -200,6 +245,20 @@ mod tests {
             }
             assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1000));
         }
+    }
+
+    /// Many more threads than cores (some always descheduled): every part still runs once.
+    #[test]
+    fn an_oversubscribed_pool_runs_every_part_once() {
+        let pool = ThreadPool::new(16);
+        let parts: Vec<AtomicUsize> = (0..16).map(|_| AtomicUsize::new(0)).collect();
+        for _ in 0..300 {
+            pool.run(&|p, n| {
+                assert_eq!(n, 16);
+                parts[p].fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        assert!(parts.iter().all(|h| h.load(Ordering::Relaxed) == 300));
     }
 
     #[test]
