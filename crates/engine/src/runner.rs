@@ -207,8 +207,9 @@ impl EngineHandle {
         })
     }
 
-    /// Stops admitting requests, lets running ones finish for up to `grace`, ends the rest
-    /// with an error event, and stops the thread. Returns when it has stopped.
+    /// Stops admitting requests, lets the accepted ones (running and queued) finish for up to
+    /// `grace`, ends the rest with an error event, and stops the thread. Returns when it has
+    /// stopped.
     pub fn shutdown(&self, grace: Duration) {
         self.shutting_down.store(true, Ordering::Relaxed);
         let (done_tx, done_rx) = mpsc::channel();
@@ -264,7 +265,7 @@ struct Engine {
     waiting: VecDeque<Seq>,
     running: Vec<Seq>,
     next_id: u64,
-    /// While shutting down: when to give up on running sequences.
+    /// While shutting down: when to give up on the sequences still running or queued.
     deadline: Option<(Instant, Sender<()>)>,
 }
 
@@ -294,7 +295,7 @@ impl Engine {
                 return;
             }
             if let Some((deadline, _)) = &self.deadline {
-                if self.running.is_empty() || Instant::now() >= *deadline {
+                if (self.running.is_empty() && self.waiting.is_empty()) || Instant::now() >= *deadline {
                     self.fail_all("the server is shutting down");
                     if let Some((_, done)) = self.deadline.take() {
                         let _ = done.send(());
@@ -340,13 +341,10 @@ impl Engine {
             };
             match cmd {
                 Command::Submit(req, sink) => self.enqueue(*req, sink),
-                Command::Shutdown { grace, done } => {
-                    for seq in std::mem::take(&mut self.waiting) {
-                        self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
-                        finish_with_error(seq, "the server is shutting down");
-                    }
-                    self.deadline = Some((Instant::now() + grace, done));
-                }
+                // Requests already accepted, queued ones included, keep their place: a drained
+                // replica finishes what it took (its load balancer has sent new ones elsewhere
+                // since /health said 503), and only what is left at the deadline is ended.
+                Command::Shutdown { grace, done } => self.deadline = Some((Instant::now() + grace, done)),
             }
         }
     }

@@ -2,12 +2,19 @@
 //! text format (written by hand: a few lines of formatting need no client library). The
 //! engine's own gauges (queue, running, batch, KV blocks, token counters) are read from its
 //! `EngineStats` at scrape time rather than copied here.
+//!
+//! Beside herd's own `herd_*` names, the page carries the gauges a Gateway API Inference
+//! Extension endpoint picker reads from each pod, under the vLLM names it reads by default
+//! (`vllm:num_requests_waiting`, `vllm:num_requests_running`, `vllm:kv_cache_usage_perc`,
+//! `vllm:cache_config_info`), so a gateway routes between herd replicas as it does between
+//! vLLM ones (deploy/README.md). They are the same numbers as the herd_* gauges, not new ones.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use herd_engine::kv_cache::BLOCK_SIZE;
 use herd_engine::runner::EngineHandle;
 
 /// How a chat or completion request ended.
@@ -115,16 +122,20 @@ impl Metrics {
             let s = engine.stats();
             let gauge = |a: &std::sync::atomic::AtomicUsize| a.load(Ordering::Relaxed) as u64;
             let counter = |a: &AtomicU64| a.load(Ordering::Relaxed);
-            metric("herd_queue_depth", "gauge", "Requests waiting for a sequence slot.", gauge(&s.waiting));
-            metric("herd_running_sequences", "gauge", "Sequences the engine is working on.", gauge(&s.running));
+            // Each gauge is read once: the vLLM-named copies below must agree with these.
+            let (waiting, running) = (gauge(&s.waiting), gauge(&s.running));
+            let (in_use, total) = (gauge(&s.kv_blocks_in_use), gauge(&s.kv_blocks_total));
+            metric("herd_queue_depth", "gauge", "Requests waiting for a sequence slot.", waiting);
+            metric("herd_running_sequences", "gauge", "Sequences the engine is working on.", running);
             metric("herd_batch_tokens", "gauge", "Tokens computed in the engine's last step.", gauge(&s.last_batch_tokens));
-            metric("herd_kv_blocks_in_use", "gauge", "KV cache blocks held by sequences.", gauge(&s.kv_blocks_in_use));
-            metric("herd_kv_blocks_total", "gauge", "KV cache blocks in all.", gauge(&s.kv_blocks_total));
+            metric("herd_kv_blocks_in_use", "gauge", "KV cache blocks held by sequences.", in_use);
+            metric("herd_kv_blocks_total", "gauge", "KV cache blocks in all.", total);
             metric("herd_prompt_tokens_total", "counter", "Prompt tokens computed.", counter(&s.prompt_tokens));
             metric("herd_prompt_tokens_cached_total", "counter", "Prompt tokens reused from the prefix cache.", counter(&s.cached_prompt_tokens));
             metric("herd_generated_tokens_total", "counter", "Tokens generated.", counter(&s.generated_tokens));
             metric("herd_engine_steps_total", "counter", "Batched forward passes.", counter(&s.steps));
             metric("herd_preemptions_total", "counter", "Sequences preempted for lack of KV blocks.", counter(&s.preemptions));
+            render_gateway_gauges(&mut out, waiting, running, in_use, total);
         }
         let _ = writeln!(out, "# HELP herd_requests_total Chat and completion requests, by how they ended.\n# TYPE herd_requests_total counter");
         for outcome in Outcome::ALL {
@@ -134,6 +145,23 @@ impl Metrics {
         self.itl.render(&mut out, "herd_inter_token_latency_seconds", "Between consecutive tokens of a choice.");
         out
     }
+}
+
+/// The endpoint picker's model-server protocol, in vLLM's names: queue depth, running requests,
+/// the fraction of KV blocks in use (0..1), and the cache's shape as labels of a constant 1
+/// (`block_size` in tokens, the prefix cache's block too; `num_gpu_blocks`, whatever the device).
+fn render_gateway_gauges(out: &mut String, waiting: u64, running: u64, blocks_in_use: u64, blocks_total: u64) {
+    let usage = if blocks_total == 0 { 0.0 } else { (blocks_in_use as f64 / blocks_total as f64).min(1.0) };
+    let mut gauge = |name: &str, help: &str, value: &dyn std::fmt::Display| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+    };
+    gauge("vllm:num_requests_waiting", "Requests waiting for a sequence slot (herd_queue_depth).", &waiting);
+    gauge("vllm:num_requests_running", "Sequences the engine is working on (herd_running_sequences).", &running);
+    gauge("vllm:kv_cache_usage_perc", "Fraction of KV cache blocks in use, 0 to 1.", &usage);
+    let _ = writeln!(
+        out,
+        "# HELP vllm:cache_config_info KV cache shape: tokens per block and blocks in all.\n# TYPE vllm:cache_config_info gauge\nvllm:cache_config_info{{block_size=\"{BLOCK_SIZE}\",num_gpu_blocks=\"{blocks_total}\"}} 1"
+    );
 }
 
 /// Records a request's outcome exactly once: the one set with `finish`, or `Cancelled` when it
