@@ -132,6 +132,10 @@ pub enum TensorProblem {
         end: u64,
         file_size: u64,
     },
+    /// A tensor of `Gguf::from_parts` whose source holds another number of bytes than its
+    /// shape and type need (`None`: a mapped range outside its file).
+    #[error("{}", source_size(*.expected, *.found))]
+    SourceSize { expected: u64, found: Option<u64> },
     #[error(
         "data at offsets {start}..{end} overlaps tensor '{other}' at {other_start}..{other_end}"
     )]
@@ -142,6 +146,13 @@ pub enum TensorProblem {
         other_start: u64,
         other_end: u64,
     },
+}
+
+fn source_size(expected: u64, found: Option<u64>) -> String {
+    match found {
+        Some(n) => format!("its data holds {n} bytes, expected {expected} for its shape and type"),
+        None => format!("its data range lies outside its file, expected {expected} bytes"),
+    }
 }
 
 fn supported_types() -> String {

@@ -9,6 +9,8 @@ mod value;
 mod writer;
 
 pub use error::{ErrorKind, GgufError, Malformed, TensorProblem};
-pub use reader::{Gguf, TensorInfo, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAX_ARRAY_DEPTH, MAX_DIMS};
+pub use reader::{Gguf, TensorInfo, TensorSource, TensorSpec, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAX_ARRAY_DEPTH, MAX_DIMS};
 pub use value::{Array, Value, ValueType};
 pub use writer::GgufWriter;
+/// The map type `TensorSource::Mapped` holds, so callers need not name memmap2 themselves.
+pub use memmap2::Mmap;

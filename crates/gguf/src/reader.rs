@@ -5,7 +5,9 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use herd_kernels::DType;
 use memmap2::Mmap;
@@ -44,6 +46,36 @@ pub struct TensorInfo {
 enum Storage {
     Mapped(Mmap),
     Owned(Vec<u8>),
+    /// A model assembled from other files (`Gguf::from_parts`): one source per tensor, in
+    /// tensor order; tensor offsets are where each would lie in a written file.
+    Parts(Vec<TensorSource>),
+}
+
+/// Where one tensor of a `Gguf::from_parts` model keeps its bytes.
+pub enum TensorSource {
+    /// A byte range of a memory-mapped file shared by many tensors (never copied).
+    Mapped { map: Arc<Mmap>, range: Range<usize> },
+    /// Bytes computed by the caller (a transformed or stacked tensor).
+    Owned(Vec<u8>),
+}
+
+impl TensorSource {
+    /// The bytes, or `None` when a mapped range does not lie inside its map.
+    fn bytes(&self) -> Option<&[u8]> {
+        match self {
+            TensorSource::Mapped { map, range } => map.get(range.clone()),
+            TensorSource::Owned(vec) => Some(vec),
+        }
+    }
+}
+
+/// One tensor of a `Gguf::from_parts` model, as a GGUF tensor info would describe it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorSpec {
+    pub name: String,
+    /// GGUF order: `dims[0]` is the row length.
+    pub dims: Vec<u64>,
+    pub dtype: DType,
 }
 
 /// A parsed GGUF file. Metadata is decoded into owned values; tensor data stays in the map.
@@ -89,10 +121,99 @@ impl Gguf {
         Gguf::build(PathBuf::from(name), name.to_owned(), Storage::Owned(bytes))
     }
 
+    /// A model assembled in memory from metadata and tensors held elsewhere (another format's
+    /// mapped files, or buffers), so everything that reads GGUF reads it unchanged. The same
+    /// checks as `open` apply: keys and tensor names unique, `general.alignment` valid, shapes
+    /// of 1 to 4 non-zero dims with whole blocks per row, and each source exactly the bytes its
+    /// shape and type need. `path` names the model in errors and in `path()`; the version is 3
+    /// and tensor offsets are those a written file would have.
+    pub fn from_parts(
+        path: &Path,
+        metadata: Vec<(String, Value)>,
+        tensors: Vec<(TensorSpec, TensorSource)>,
+    ) -> Result<Gguf, GgufError> {
+        let name = path.display().to_string();
+        let err = |kind| GgufError::new(&name, kind);
+        let mut seen = HashSet::with_capacity(metadata.len());
+        for (key, value) in &metadata {
+            if !seen.insert(key.as_str()) {
+                return Err(err(ErrorKind::DuplicateKey { key: key.clone() }));
+            }
+            if let Value::Array(a) = value {
+                if !a.is_consistent() {
+                    return Err(err(ErrorKind::WrongType {
+                        key: key.clone(),
+                        expected: "an array whose items all have its element type",
+                        found: value.describe(),
+                    }));
+                }
+            }
+        }
+        let alignment = match metadata.iter().find(|(k, _)| k == ALIGNMENT_KEY) {
+            None => DEFAULT_ALIGNMENT,
+            Some((_, Value::U32(a))) if a.is_power_of_two() => u64::from(*a),
+            Some((_, other)) => {
+                return Err(err(ErrorKind::BadAlignment {
+                    found: other.describe(),
+                }))
+            }
+        };
+        let mut infos = Vec::with_capacity(tensors.len());
+        let mut sources = Vec::with_capacity(tensors.len());
+        let mut tensor_idx = HashMap::with_capacity(tensors.len());
+        let mut offset = 0u64;
+        for (idx, (spec, source)) in tensors.into_iter().enumerate() {
+            let (n_elements, n_bytes) =
+                check_shape(&spec.name, &spec.dims, spec.dtype).map_err(err)?;
+            let found = source.bytes().map(|b| b.len() as u64);
+            if found != Some(n_bytes) {
+                let problem = TensorProblem::SourceSize { expected: n_bytes, found };
+                return Err(err(tensor_err(&spec.name, problem)));
+            }
+            if tensor_idx.insert(spec.name.clone(), idx).is_some() {
+                return Err(err(ErrorKind::DuplicateTensor { name: spec.name }));
+            }
+            infos.push(TensorInfo {
+                name: spec.name,
+                dims: spec.dims,
+                dtype: spec.dtype,
+                offset,
+                n_elements,
+                n_bytes,
+            });
+            sources.push(source);
+            let end = offset.checked_add(n_bytes).map(|e| e.checked_next_multiple_of(alignment));
+            offset = end.flatten().ok_or_else(|| {
+                err(ErrorKind::Malformed {
+                    context: "tensors".into(),
+                    problem: Malformed::TooLong {
+                        what: "total tensor bytes",
+                        count: offset,
+                        min_bytes: n_bytes,
+                        at: 0,
+                        left: 0,
+                    },
+                })
+            })?;
+        }
+        Ok(Gguf {
+            path: path.to_owned(),
+            name,
+            storage: Storage::Parts(sources),
+            version: 3,
+            alignment,
+            data_offset: 0,
+            metadata,
+            tensors: infos,
+            tensor_idx,
+        })
+    }
+
     fn build(path: PathBuf, name: String, storage: Storage) -> Result<Gguf, GgufError> {
         let bytes = match &storage {
             Storage::Mapped(map) => &map[..],
             Storage::Owned(vec) => &vec[..],
+            Storage::Parts(_) => unreachable!("parts are assembled by from_parts, never parsed"),
         };
         let p = parse(bytes).map_err(|kind| GgufError::new(&name, kind))?;
         Ok(Gguf {
@@ -108,10 +229,12 @@ impl Gguf {
         })
     }
 
+    /// The whole file's bytes; empty for a model assembled from parts, which has no file.
     fn bytes(&self) -> &[u8] {
         match &self.storage {
             Storage::Mapped(map) => map,
             Storage::Owned(vec) => vec,
+            Storage::Parts(_) => &[],
         }
     }
 
@@ -132,8 +255,13 @@ impl Gguf {
         self.data_offset
     }
 
+    /// The file's size; for a model assembled from parts, the size its data section would
+    /// have if written.
     pub fn file_size(&self) -> u64 {
-        self.bytes().len() as u64
+        match &self.storage {
+            Storage::Parts(_) => self.tensors.last().map_or(0, |t| t.offset + t.n_bytes),
+            _ => self.bytes().len() as u64,
+        }
     }
 
     /// All metadata in file order.
@@ -250,6 +378,15 @@ impl Gguf {
     /// # Panics
     /// If `t` came from another file and does not fit inside this one.
     pub fn tensor_data(&self, t: &TensorInfo) -> &[u8] {
+        if let Storage::Parts(sources) = &self.storage {
+            // Offsets grow with the index, so the info's offset finds its source.
+            let found = self.tensors.binary_search_by_key(&t.offset, |info| info.offset).ok();
+            let bytes = found
+                .filter(|&idx| self.tensors[idx] == *t)
+                .and_then(|idx| sources[idx].bytes());
+            return bytes
+                .unwrap_or_else(|| panic!("tensor '{}' is not a tensor of {}", t.name, self.name));
+        }
         let range = || {
             let start = usize::try_from(self.data_offset.checked_add(t.offset)?).ok()?;
             let end = start.checked_add(usize::try_from(t.n_bytes).ok()?)?;
@@ -437,22 +574,7 @@ fn parse_tensor_info(
     }
     let dtype = DType::from_ggml_id(type_id)
         .ok_or_else(|| tensor_err(name, TensorProblem::UnknownType { id: type_id }))?;
-    let block_len = dtype.block_len() as u64;
-    if dims[0] % block_len != 0 {
-        let problem = TensorProblem::RowNotBlockMultiple {
-            row_len: dims[0],
-            dtype,
-            block_len,
-        };
-        return Err(tensor_err(name, problem));
-    }
-    let sizes = dims
-        .iter()
-        .try_fold(1u64, |n, &d| n.checked_mul(d))
-        .and_then(|n_elements| Some((n_elements, dtype.bytes_for(n_elements)?)));
-    let Some((n_elements, n_bytes)) = sizes else {
-        return Err(tensor_err(name, TensorProblem::TooLarge { dims, dtype }));
-    };
+    let (n_elements, n_bytes) = check_shape(name, &dims, dtype)?;
     if offset % alignment != 0 {
         return Err(tensor_err(
             name,
@@ -467,6 +589,35 @@ fn parse_tensor_info(
         n_elements,
         n_bytes,
     })
+}
+
+/// The element and byte counts of a tensor, after checking that its shape is one GGUF can hold:
+/// 1 to 4 non-zero dims, whole blocks per row, counts that fit in 64 bits.
+fn check_shape(name: &str, dims: &[u64], dtype: DType) -> Result<(u64, u64), ErrorKind> {
+    if !(1..=MAX_DIMS).contains(&dims.len()) {
+        let n_dims = dims.len() as u32;
+        return Err(tensor_err(name, TensorProblem::DimCount { n_dims }));
+    }
+    if dims.contains(&0) {
+        let dims = dims.to_vec();
+        return Err(tensor_err(name, TensorProblem::ZeroDim { dims }));
+    }
+    let block_len = dtype.block_len() as u64;
+    if dims[0] % block_len != 0 {
+        let problem = TensorProblem::RowNotBlockMultiple {
+            row_len: dims[0],
+            dtype,
+            block_len,
+        };
+        return Err(tensor_err(name, problem));
+    }
+    dims.iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d))
+        .and_then(|n_elements| Some((n_elements, dtype.bytes_for(n_elements)?)))
+        .ok_or_else(|| {
+            let dims = dims.to_vec();
+            tensor_err(name, TensorProblem::TooLarge { dims, dtype })
+        })
 }
 
 /// Every tensor's bytes lie inside the file, and no two tensors share a byte.
