@@ -66,4 +66,10 @@ pub enum TokenizerError {
 
     #[error("building the special-token matcher: {0}")]
     SpecialMatcher(String),
+
+    #[error("Hugging Face tokenizer files: {what}")]
+    BadTokenizerJson { what: String },
+
+    #[error("tokenizer.json: herd does not implement {component}")]
+    UnsupportedHf { component: String },
 }

@@ -52,8 +52,27 @@ impl VocabConfig {
             add_eos: g.get_bool("tokenizer.ggml.add_eos_token")?,
             add_space_prefix: g.get_bool("tokenizer.ggml.add_space_prefix")?,
             name: g.get_str("general.name")?.map(str::to_owned),
+            rstrip_ids: strip_ids(g, crate::hf::RSTRIP_KEY)?,
+            lstrip_ids: strip_ids(g, crate::hf::LSTRIP_KEY)?,
         })
     }
+}
+
+/// One of herd's own token-id lists (`herd.tokenizer.*`); ids that name no token are ignored.
+fn strip_ids(g: &Gguf, key: &'static str) -> Result<Option<Vec<u32>>, TokenizerError> {
+    let Some(v) = g.get_i32_array(key)? else {
+        return Ok(None);
+    };
+    v.into_iter()
+        .map(|i| {
+            u32::try_from(i).map_err(|_| TokenizerError::SpecialIdOutOfRange {
+                key,
+                id: i as u64,
+                n_tokens: 0,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 impl Tokenizer {

@@ -25,8 +25,12 @@ pub(crate) struct SpecialToken<'a> {
     pub text: &'a str,
     /// Found even when special parsing is off (user-defined tokens).
     pub always: bool,
-    /// Swallows the ASCII whitespace that follows it (Phi-3's tokens do).
+    /// Swallows the whitespace that follows it (Phi-3's tokens do).
     pub rstrip: bool,
+    /// Swallows the whitespace before it (a Hugging Face `lstrip` token).
+    pub lstrip: bool,
+    /// Whitespace is Unicode's, as Hugging Face strips it; else C's `isspace`, as llama.cpp.
+    pub unicode_ws: bool,
 }
 
 pub(crate) struct Specials {
@@ -94,13 +98,30 @@ impl Specials {
             }
             let token = self.patterns[pattern];
             let mut place_end = end;
-            if token.rstrip {
+            let mut place_start = start;
+            if token.unicode_ws {
+                if token.rstrip {
+                    let limit = taken.range(end..).next().map_or(text.len(), |(&s, _)| s);
+                    place_end = text[end..limit]
+                        .char_indices()
+                        .find(|(_, c)| !c.is_whitespace())
+                        .map_or(limit, |(i, _)| end + i);
+                }
+                if token.lstrip {
+                    let limit = taken.range(..start).next_back().map_or(0, |(_, &(e, _))| e);
+                    place_start = text[limit..start]
+                        .char_indices()
+                        .rev()
+                        .find(|(_, c)| !c.is_whitespace())
+                        .map_or(limit, |(i, c)| limit + i + c.len_utf8());
+                }
+            } else if token.rstrip {
                 let limit = taken.range(end..).next().map_or(text.len(), |(&s, _)| s);
                 while place_end < limit && is_c_space(bytes[place_end]) {
                     place_end += 1;
                 }
             }
-            taken.insert(start, (place_end, token.id));
+            taken.insert(place_start, (place_end, token.id));
         }
         let mut pos = 0;
         for (start, (end, id)) in taken {
@@ -140,6 +161,8 @@ mod tests {
                 text,
                 always,
                 rstrip,
+                lstrip: false,
+                unicode_ws: false,
             })
             .collect();
         let s = Specials::new(tokens).unwrap();

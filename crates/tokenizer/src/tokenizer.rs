@@ -38,6 +38,11 @@ pub struct VocabConfig {
     /// `general.name`: only for the one family llama.cpp recognises by name (Phi-3, whose
     /// special tokens swallow the whitespace after them).
     pub name: Option<String>,
+    /// Hugging Face's whitespace stripping of added tokens (`tokenizer.json`): the ids that
+    /// swallow the whitespace after them and before them, Unicode whitespace. When either is
+    /// given, it replaces the Phi-3 rule above.
+    pub rstrip_ids: Option<Vec<u32>>,
+    pub lstrip_ids: Option<Vec<u32>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -184,7 +189,16 @@ impl Tokenizer {
             .name
             .map(|n| n.to_lowercase())
             .is_some_and(|n| n.contains("phi-3") || n.contains("phi3"));
-        let rstrip = |text: &str| phi3 && !["<unk>", "<s>", "<|endoftext|>"].contains(&text);
+        let hf_strip = cfg.rstrip_ids.is_some() || cfg.lstrip_ids.is_some();
+        let listed =
+            |ids: &Option<Vec<u32>>, id: u32| ids.as_ref().is_some_and(|l| l.contains(&id));
+        let rstrip = |id: u32, text: &str| {
+            if hf_strip {
+                listed(&cfg.rstrip_ids, id)
+            } else {
+                phi3 && !["<unk>", "<s>", "<|endoftext|>"].contains(&text)
+            }
+        };
         let specials = Specials::new(
             (0..n as u32)
                 .filter_map(|id| {
@@ -198,7 +212,9 @@ impl Tokenizer {
                         id,
                         text,
                         always,
-                        rstrip: rstrip(text),
+                        rstrip: rstrip(id, text),
+                        lstrip: listed(&cfg.lstrip_ids, id),
+                        unicode_ws: hf_strip,
                     })
                 })
                 .collect(),
