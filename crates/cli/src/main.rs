@@ -42,6 +42,8 @@ enum Command {
     Synth(cmd::synth::Args),
     /// Write a model with its weight matrices in another type (as llama-quantize).
     Quantize(cmd::quantize::Args),
+    /// Size a deployment: memory, speeds, replicas, fleet throughput and training cost.
+    Plan(cmd::plan::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Template(args) => cmd::template::main(args),
         Command::Synth(args) => cmd::synth::main(args),
         Command::Quantize(args) => cmd::quantize::main(args),
+        Command::Plan(args) => cmd::plan::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,7 @@ mod generation_args;
 pub mod info;
 pub mod logits;
 pub mod perplexity;
+pub mod plan;
 pub mod pull;
 pub mod quantize;
 pub mod run;
