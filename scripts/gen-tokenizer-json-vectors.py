@@ -51,6 +51,10 @@ VARIANTS = [
         "normalizer": {"type": "Sequence", "normalizers": [
             {"type": "Prepend", "prepend": "\u2581"},
             {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]}}),
+    ("spm-metaspace-first", "phi3", {"pre_tokenizer": {
+        "type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False}}),
+    ("spm-metaspace-always", "llama", {"pre_tokenizer": {
+        "type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": False}}),
     ("spm-replace-only", "phi3", {
         "pre_tokenizer": None,
         "normalizer": {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}}),

@@ -54,6 +54,7 @@ impl VocabConfig {
             name: g.get_str("general.name")?.map(str::to_owned),
             rstrip_ids: strip_ids(g, crate::hf::RSTRIP_KEY)?,
             lstrip_ids: strip_ids(g, crate::hf::LSTRIP_KEY)?,
+            metaspace_prepend: g.get_str(crate::hf::METASPACE_KEY)?.map(str::to_owned),
         })
     }
 }

@@ -33,6 +33,10 @@ const QWEN2_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}
 /// added token strips; llama.cpp, which ignores them, strips only Phi-3's tokens, by its name.
 pub const RSTRIP_KEY: &str = "herd.tokenizer.rstrip_ids";
 pub const LSTRIP_KEY: &str = "herd.tokenizer.lstrip_ids";
+/// herd's own key for a `Metaspace` pre-tokenizer's prepend scheme ("first" or "always"), whose
+/// space prefix llama.cpp's `add_space_prefix` does not describe exactly (see
+/// `VocabConfig::metaspace_prepend`). Written with `tokenizer.ggml.add_space_prefix` = true.
+pub const METASPACE_KEY: &str = "herd.tokenizer.metaspace_prepend";
 
 /// SentencePiece's visible space.
 const SPACE: &str = "\u{2581}";
@@ -191,6 +195,7 @@ impl VocabConfig {
             name: string("general.name")?,
             rstrip_ids: ids(RSTRIP_KEY)?,
             lstrip_ids: ids(LSTRIP_KEY)?,
+            metaspace_prepend: string(METASPACE_KEY)?,
         })
     }
 }
@@ -221,7 +226,11 @@ enum Shape {
     /// Byte-level BPE with this `tokenizer.ggml.pre` family.
     ByteLevel { pre: &'static str },
     /// SentencePiece-style BPE; whether a `▁` goes before each run of text.
-    SentencePiece { space_prefix: bool },
+    SentencePiece {
+        space_prefix: bool,
+        /// A `Metaspace` prepend scheme other than "never".
+        metaspace: Option<&'static str>,
+    },
 }
 
 struct Converter<'a> {
@@ -446,7 +455,7 @@ impl<'a> Converter<'a> {
     }
 
     /// SentencePiece-style BPE: spaces become `▁`, by a `Replace` normalizer (after a `Prepend`
-    /// of `▁` or not) or by a `Metaspace` pre-tokenizer that never prepends.
+    /// of `▁` or not) or by a `Metaspace` pre-tokenizer (any prepend scheme, without split).
     fn sentencepiece_shape(tj: &Json, ignore_merges: bool) -> Result<Shape, TokenizerError> {
         if ignore_merges {
             return Err(unsupported("BPE with byte_fallback and ignore_merges"));
@@ -484,6 +493,7 @@ impl<'a> Converter<'a> {
         match tj.get("pre_tokenizer").filter(|v| !v.is_null()) {
             None if replace => Ok(Shape::SentencePiece {
                 space_prefix: prepend,
+                metaspace: None,
             }),
             None => Err(unsupported(
                 "a BPE model with byte_fallback but neither a Metaspace pre-tokenizer nor a \
@@ -498,19 +508,27 @@ impl<'a> Converter<'a> {
                 if p.get("split").and_then(Json::as_bool).unwrap_or(true) {
                     return Err(unsupported("pre-tokenizer 'Metaspace' with split: true"));
                 }
-                match p.get("prepend_scheme").and_then(Json::as_str) {
-                    Some("never") => Ok(Shape::SentencePiece {
-                        space_prefix: false,
-                    }),
-                    // "first" and "always" prepend only where the text does not start with a
-                    // space already, which SentencePiece-style encoding does not express.
-                    other => Err(unsupported(format!(
-                        "pre-tokenizer 'Metaspace' with prepend_scheme {}",
-                        other.map_or("(none: the old add_prefix_space form)".to_string(), |s| {
-                            format!("'{s}'")
-                        })
-                    ))),
-                }
+                let metaspace = match p.get("prepend_scheme").and_then(Json::as_str) {
+                    Some("never") => None,
+                    Some("first") => Some("first"),
+                    Some("always") => Some("always"),
+                    // The old form: add_prefix_space, which is "always".
+                    None if p.get("add_prefix_space").and_then(Json::as_bool) == Some(true) => {
+                        Some("always")
+                    }
+                    None if p.get("add_prefix_space").and_then(Json::as_bool) == Some(false) => {
+                        None
+                    }
+                    other => {
+                        return Err(unsupported(format!(
+                            "pre-tokenizer 'Metaspace' with prepend_scheme {other:?}"
+                        )))
+                    }
+                };
+                Ok(Shape::SentencePiece {
+                    space_prefix: metaspace.is_some(),
+                    metaspace,
+                })
             }
             Some(p) => Err(unsupported(format!(
                 "pre-tokenizer '{}' with a byte-fallback BPE model",
@@ -642,11 +660,18 @@ impl<'a> Converter<'a> {
             }
         }
         self.special_keys(texts.len(), &mut keys);
-        if let Shape::SentencePiece { space_prefix } = self.shape {
+        if let Shape::SentencePiece {
+            space_prefix,
+            metaspace,
+        } = self.shape
+        {
             keys.push((
                 "tokenizer.ggml.add_space_prefix".into(),
                 Value::Bool(space_prefix),
             ));
+            if let Some(scheme) = metaspace {
+                keys.push((METASPACE_KEY.into(), Value::String(scheme.into())));
+            }
         }
         self.chat_template_keys(&mut keys)?;
         if self.added.iter().any(|a| a.lstrip || a.rstrip) {

@@ -43,6 +43,11 @@ pub struct VocabConfig {
     /// given, it replaces the Phi-3 rule above.
     pub rstrip_ids: Option<Vec<u32>>,
     pub lstrip_ids: Option<Vec<u32>>,
+    /// Hugging Face's `Metaspace` prepend scheme, "first" or "always", which differs from
+    /// SentencePiece's space prefix: no `▁` goes before text that starts with a space, and with
+    /// "first" only text at the very start of the input gets one (not text after a special
+    /// token). None: llama.cpp's rule (every run of text, at the start or after a special).
+    pub metaspace_prepend: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -78,7 +83,20 @@ pub struct Tokenizer {
     add_bos: bool,
     add_eos: bool,
     add_space_prefix: bool,
+    prefix_rule: PrefixRule,
     eog: Vec<u32>,
+}
+
+/// Which runs of plain text get SentencePiece's space prefix.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PrefixRule {
+    /// Every run, at the start or after a special token (llama.cpp, and Hugging Face's
+    /// `Prepend` normalizer).
+    EveryRun,
+    /// Every run that does not start with a space (`Metaspace`, prepend_scheme "always").
+    UnlessSpace,
+    /// Only a run at the start of the input that does not start with a space ("first").
+    FirstUnlessSpace,
 }
 
 /// Texts of tokens that end a turn or a document in the chat formats herd may meet. They are
@@ -219,6 +237,19 @@ impl Tokenizer {
                 })
                 .collect(),
         )?;
+        let prefix_rule = match cfg.metaspace_prepend.as_deref() {
+            None => PrefixRule::EveryRun,
+            Some("always") => PrefixRule::UnlessSpace,
+            Some("first") => PrefixRule::FirstUnlessSpace,
+            Some(other) => {
+                return Err(TokenizerError::BadTokenizerJson {
+                    what: format!(
+                        "{}: unknown Metaspace prepend scheme {other:?} (herd knows \"first\" and \"always\")",
+                        crate::hf::METASPACE_KEY
+                    ),
+                })
+            }
+        };
         let pieces = Pieces::new(&vocab, is_spm);
         Ok(Tokenizer {
             model_name: cfg.model,
@@ -235,6 +266,7 @@ impl Tokenizer {
             add_bos,
             add_eos,
             add_space_prefix: is_spm && cfg.add_space_prefix.unwrap_or(true),
+            prefix_rule,
             eog,
         })
     }
@@ -266,7 +298,13 @@ impl Tokenizer {
                 for f in fragments {
                     match f {
                         Fragment::Text(a, b) => {
-                            let prefix = self.add_space_prefix && after_special;
+                            let starts_with_space = text[a..b].starts_with(' ');
+                            let prefix = self.add_space_prefix
+                                && match self.prefix_rule {
+                                    PrefixRule::EveryRun => after_special,
+                                    PrefixRule::UnlessSpace => !starts_with_space,
+                                    PrefixRule::FirstUnlessSpace => a == 0 && !starts_with_space,
+                                };
                             spm.encode(&self.vocab, &text[a..b], prefix, &mut out);
                             after_special = false;
                         }

@@ -239,9 +239,9 @@ fn unknown_components_are_refused_by_name() {
             with(
                 &llama,
                 serde_json::json!({"pre_tokenizer": {"type": "Metaspace", "replacement": "\u{2581}",
-                "prepend_scheme": "first", "split": false}}),
+                "prepend_scheme": "sometimes", "split": false}}),
             ),
-            "prepend_scheme 'first'",
+            "prepend_scheme Some(\"sometimes\")",
         ),
         (
             with(
