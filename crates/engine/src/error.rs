@@ -7,6 +7,8 @@ use std::path::PathBuf;
 pub enum EngineError {
     #[error(transparent)]
     Gguf(#[from] herd_gguf::GgufError),
+    #[error(transparent)]
+    Hf(#[from] herd_hf::HfError),
     #[error("{path}: {source}")]
     Tokenizer { path: PathBuf, source: Box<herd_tokenizer::TokenizerError> },
     #[error("{path}: {message}")]

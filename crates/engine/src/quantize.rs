@@ -61,25 +61,33 @@ pub struct QuantizeReport {
 
 /// Writes `input`'s model to `output` with its weight matrices in `target`.
 pub fn quantize(input: &Path, output: &Path, target: DType, n_threads: usize) -> Result<QuantizeReport> {
-    let ftype = file_type(target).ok_or_else(|| EngineError::Invalid(format!("{target} is an activation format, not a weight type")))?;
-    let file = Gguf::open(input)?;
+    write(&Gguf::open(input)?, output, Some(target), n_threads)
+}
+
+/// Writes `file` (opened, or assembled from another format) to `output` as one GGUF file,
+/// replacing any file there only once it is whole: as it is with `target` `None`, else with its
+/// weight matrices in `target`.
+pub fn write(file: &Gguf, output: &Path, target: Option<DType>, n_threads: usize) -> Result<QuantizeReport> {
+    let ftype = target.map(|t| file_type(t).ok_or_else(|| EngineError::Invalid(format!("{t} is an activation format, not a weight type")))).transpose()?;
     let mut w = GgufWriter::new(3);
     for (key, value) in file.metadata() {
-        if key != "general.file_type" && key != "general.alignment" {
+        if key != "general.alignment" && !(ftype.is_some() && key == "general.file_type") {
             w.add(key, value.clone());
         }
     }
-    w.add("general.file_type", Value::U32(ftype));
+    if let Some(ftype) = ftype {
+        w.add("general.file_type", Value::U32(ftype));
+    }
     let mut report = QuantizeReport::default();
     for t in file.tensors() {
         let data = file.tensor_data(t);
         report.bytes_in += t.n_bytes;
         let is_matrix = t.dims.len() == 2 && t.name.ends_with(".weight") && DType::WEIGHTS.contains(&t.dtype);
-        if !is_matrix {
+        let Some(target) = target.filter(|_| is_matrix) else {
             w.add_tensor(&t.name, &t.dims, t.dtype, data.to_vec());
             report.bytes_out += t.n_bytes;
             continue;
-        }
+        };
         let cols = t.dims[0] as usize;
         let dtype = type_for_rows(target, cols);
         if dtype != target {

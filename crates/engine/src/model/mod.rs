@@ -62,8 +62,17 @@ pub struct Model {
 
 impl Model {
     /// Maps and validates the file, then reads hyperparameters, weights, tokenizer and template.
+    /// A folder is read as a Hugging Face model (`herd_hf::open`: config.json, safetensors,
+    /// tokenizer.json), which becomes the GGUF llama.cpp's converter would make of it.
     pub fn load(path: &Path) -> Result<Model> {
-        let file = Arc::new(Gguf::open(path)?);
+        let file = if herd_hf::is_model_folder(path) { herd_hf::open(path)? } else { Gguf::open(path)? };
+        Model::from_gguf(Arc::new(file))
+    }
+
+    /// A model from a GGUF already opened or assembled (`Gguf::from_parts`).
+    pub fn from_gguf(file: Arc<Gguf>) -> Result<Model> {
+        let path = file.path().to_path_buf();
+        let path = path.as_path();
         let (family, cfg) = family_config(&file)?;
         let meta = Meta { file: &file, arch: family.arch };
         let tokenizer = load_tokenizer(&file, &LoadOptions::default())?;
