@@ -42,6 +42,8 @@ enum Command {
     Synth(cmd::synth::Args),
     /// Write a model with its weight matrices in another type (as llama-quantize).
     Quantize(cmd::quantize::Args),
+    /// Write a Hugging Face model folder as a GGUF file (as llama.cpp's converter), optionally quantized.
+    Convert(cmd::convert::Args),
     /// Size a deployment: memory, speeds, replicas, fleet throughput and training cost.
     Plan(cmd::plan::Args),
 }
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Template(args) => cmd::template::main(args),
         Command::Synth(args) => cmd::synth::main(args),
         Command::Quantize(args) => cmd::quantize::main(args),
+        Command::Convert(args) => cmd::convert::main(args),
         Command::Plan(args) => cmd::plan::main(args),
     };
     match result {

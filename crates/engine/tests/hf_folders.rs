@@ -189,3 +189,151 @@ fn folders_match_their_gguf_and_transformers() {
     std::fs::remove_dir_all(&out_dir).unwrap();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A copy of fixture `family`'s folder, under its own name (which `general.name` comes from)
+/// in a fresh temporary folder, without its GGUF files and expectations.
+fn copy_folder(dir: &Path, family: &str, tag: &str) -> PathBuf {
+    let parent = std::env::temp_dir().join(format!("herd-hf-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&parent);
+    let to = parent.join(family);
+    std::fs::create_dir_all(&to).unwrap();
+    for e in std::fs::read_dir(dir.join(family)).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".gguf") && name != "expected.json" {
+            std::fs::copy(e.path(), to.join(&name)).unwrap();
+            let mut perms = std::fs::metadata(to.join(&name)).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perms.set_readonly(false);
+            std::fs::set_permissions(to.join(&name), perms).unwrap();
+        }
+    }
+    to
+}
+
+/// The tensors of a safetensors file: (name, dtype, shape, bytes).
+type Tensors = Vec<(String, String, Vec<u64>, Vec<u8>)>;
+
+fn read_tensors(path: &Path) -> Tensors {
+    let bytes = std::fs::read(path).unwrap();
+    herd_hf::safetensors::parse(&bytes).unwrap().into_iter().map(|t| (t.name, t.dtype.name().to_string(), t.shape, bytes[t.range].to_vec())).collect()
+}
+
+/// A safetensors file as transformers writes one: header, then the tensors in order.
+fn write_tensors(path: &Path, tensors: &Tensors) {
+    let mut header = serde_json::Map::new();
+    let mut at = 0;
+    for (name, dtype, shape, bytes) in tensors {
+        header.insert(name.clone(), serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [at, at + bytes.len()]}));
+        at += bytes.len();
+    }
+    let header = serde_json::to_vec(&header).unwrap();
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&header);
+    for (_, _, _, bytes) in tensors {
+        out.extend_from_slice(bytes);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn sharded_folders_load_through_their_index() {
+    let Some(dir) = arch_dir() else { return };
+    let folder = copy_folder(&dir, "qwen3moe", "sharded");
+    let tensors = read_tensors(&folder.join("model.safetensors"));
+    std::fs::remove_file(folder.join("model.safetensors")).unwrap();
+    let (a, b) = tensors.split_at(tensors.len() / 2);
+    let names = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"];
+    write_tensors(&folder.join(names[0]), &a.to_vec());
+    write_tensors(&folder.join(names[1]), &b.to_vec());
+    let map: serde_json::Map<String, Json> = a.iter().map(|t| (t.0.clone(), Json::from(names[0]))).chain(b.iter().map(|t| (t.0.clone(), Json::from(names[1])))).collect();
+    std::fs::write(folder.join("model.safetensors.index.json"), serde_json::json!({"metadata": {}, "weight_map": map}).to_string()).unwrap();
+    let fixture = Gguf::open(&dir.join("qwen3moe/model-f32.gguf")).unwrap();
+    let sharded = herd_hf::open_with_tokenizer_keys(&folder, tokenizer_keys(&fixture)).unwrap();
+    let diffs = differences(&sharded, &fixture, &[]);
+    assert!(diffs.is_empty(), "{diffs:?}");
+    std::fs::remove_dir_all(folder.parent().unwrap()).unwrap();
+}
+
+/// Each broken folder gives one error naming what is wrong (`herd convert` loads the folder
+/// this way before writing anything; crates/cli/tests checks that no file is left).
+#[test]
+fn bad_folders_are_refused_by_name() {
+    let Some(dir) = arch_dir() else { return };
+    type Break = Box<dyn Fn(&Path)>;
+    let edit_tensors = |f: fn(&mut Tensors)| -> Break {
+        Box::new(move |d: &Path| {
+            let mut t = read_tensors(&d.join("model.safetensors"));
+            f(&mut t);
+            write_tensors(&d.join("model.safetensors"), &t);
+        })
+    };
+    let edit_config = |f: fn(&mut serde_json::Map<String, Json>)| -> Break {
+        Box::new(move |d: &Path| {
+            let mut c: serde_json::Map<String, Json> = serde_json::from_str(&std::fs::read_to_string(d.join("config.json")).unwrap()).unwrap();
+            f(&mut c);
+            std::fs::write(d.join("config.json"), Json::Object(c).to_string()).unwrap();
+        })
+    };
+    let patch_header = |from: &'static str, to: &'static str| -> Break {
+        Box::new(move |d: &Path| {
+            let path = d.join("model.safetensors");
+            let mut bytes = std::fs::read(&path).unwrap();
+            let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+            let header = String::from_utf8(bytes[8..8 + n].to_vec()).unwrap();
+            assert!(header.contains(from), "{header}");
+            // Same length, so the data section stays where it was.
+            let patched = header.replacen(from, &format!("{to:<width$}", width = from.len()), 1);
+            bytes[8..8 + n].copy_from_slice(patched.as_bytes());
+            std::fs::write(&path, bytes).unwrap();
+        })
+    };
+    let cases: Vec<(&str, Break, &str)> = vec![
+        ("no config", Box::new(|d: &Path| std::fs::remove_file(d.join("config.json")).unwrap()), "config.json is missing"),
+        ("no weights", Box::new(|d: &Path| std::fs::remove_file(d.join("model.safetensors")).unwrap()), "no weights: expected model.safetensors or model.safetensors.index.json"),
+        ("no tokenizer", Box::new(|d: &Path| std::fs::remove_file(d.join("tokenizer.json")).unwrap()), "tokenizer.json is missing"),
+        ("unsupported architecture", edit_config(|c| drop(c.insert("architectures".into(), serde_json::json!(["GPT2LMHeadModel"])))), "architecture 'GPT2LMHeadModel' is not supported (herd runs: LlamaForCausalLM"),
+        ("unsupported rope scaling", edit_config(|c| drop(c.insert("rope_scaling".into(), serde_json::json!({"rope_type": "yarn", "factor": 4.0})))), "rope_scaling type 'yarn' is not supported for LlamaForCausalLM"),
+        ("header lies about a size", patch_header("\"shape\":[64,64]", "\"shape\":[64,65]"), "hold 16384 bytes but shape [64, 65] of F32 needs 16640"),
+        ("header overlaps", patch_header("[131072,262144]", "[131068,262140]"), "tensor 'model.embed_tokens.weight' at data bytes 131068..262140 overlaps tensor 'lm_head.weight' at 0..131072"),
+        ("header leaves a gap", patch_header("\"data_offsets\":[0,131072]", "\"data_offsets\":[4,131076]"), "starts at data byte 4, expected 0"),
+        ("integer tensor", patch_header("\"dtype\":\"F32\"", "\"dtype\":\"I32\""), "has dtype I32; herd reads F32, F16 and BF16"),
+        ("missing tensor", edit_tensors(|t| t.retain(|x| x.0 != "model.layers.1.self_attn.k_proj.weight")), "missing tensor 'blk.1.attn_k.weight'"),
+        (
+            "wrong-shape tensor",
+            edit_tensors(|t| {
+                let k = t.iter_mut().find(|x| x.0 == "model.layers.0.mlp.up_proj.weight").unwrap();
+                k.2 = vec![96, 64];
+                k.3.truncate(96 * 64 * 4);
+            }),
+            "tensor 'blk.0.ffn_up.weight': dims [64, 96], expected [64, 128]",
+        ),
+        ("unknown tensor", edit_tensors(|t| t.push(("model.layers.0.mlp.extra.weight".into(), "F32".into(), vec![4], vec![0; 16]))), "tensor 'model.layers.0.mlp.extra.weight' is not one herd knows"),
+        (
+            "shard index names a missing file",
+            Box::new(|d: &Path| {
+                let t = read_tensors(&d.join("model.safetensors"));
+                let map: serde_json::Map<String, Json> = t.iter().enumerate().map(|(i, x)| (x.0.clone(), Json::from(if i % 2 == 0 { "model.safetensors" } else { "model-00002-of-00002.safetensors" }))).collect();
+                std::fs::write(d.join("model.safetensors.index.json"), serde_json::json!({"weight_map": map}).to_string()).unwrap();
+            }),
+            "shard 'model-00002-of-00002.safetensors' (holding 'model.embed_tokens.weight') is missing from the folder",
+        ),
+        (
+            "shard index escapes the folder",
+            Box::new(|d: &Path| std::fs::write(d.join("model.safetensors.index.json"), r#"{"weight_map": {"lm_head.weight": "../model.safetensors"}}"#).unwrap()),
+            "names shard '../model.safetensors', expected a file name in the same folder",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, break_it, want) in cases {
+        let folder = copy_folder(&dir, "llama", "bad");
+        break_it(&folder);
+        match Model::load(&folder) {
+            Ok(_) => failures.push(format!("{what}: loaded")),
+            Err(e) if !e.to_string().contains(want) => failures.push(format!("{what}: {e:?} does not say {want:?}")),
+            Err(_) => {}
+        }
+        std::fs::remove_dir_all(folder.parent().unwrap()).unwrap();
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -34,17 +34,22 @@ pub fn is_model_folder(path: &Path) -> bool {
 
 /// The folder as a GGUF model: metadata, tokenizer and tensors, checked.
 pub fn open(dir: &Path) -> Result<Gguf> {
-    let tokenizer = tokenizer_keys(dir)?;
-    open_with_tokenizer_keys(dir, tokenizer)
+    assemble(dir, || tokenizer_keys(dir))
 }
 
 /// As `open`, with the `tokenizer.*` keys given rather than read from the folder's tokenizer
 /// files (a folder whose tokenizer comes from elsewhere, and tests of the weights alone).
 pub fn open_with_tokenizer_keys(dir: &Path, tokenizer: Vec<(String, Value)>) -> Result<Gguf> {
+    assemble(dir, || Ok(tokenizer))
+}
+
+/// Config, family and weights first (what makes a folder a model), then the tokenizer.
+fn assemble(dir: &Path, tokenizer: impl FnOnce() -> Result<Vec<(String, Value)>>) -> Result<Gguf> {
     let cfg = config::HfConfig::read(dir)?;
     let fam = arch::family(&cfg)?;
     let (family_keys, generated) = arch::metadata(fam, &cfg)?;
     let weights = weights::open(dir)?;
+    let tokenizer = tokenizer()?;
     let mut tensors: Vec<_> = generated.into_iter().map(|g| (g.spec, TensorSource::Owned(g.data))).collect();
     tensors.extend(convert::tensors(fam, &cfg, &weights)?);
 

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod chat;
+pub mod convert;
 mod generation_args;
 pub mod info;
 pub mod logits;
