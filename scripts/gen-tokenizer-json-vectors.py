@@ -58,6 +58,18 @@ VARIANTS = [
     ("spm-replace-only", "phi3", {
         "pre_tokenizer": None,
         "normalizer": {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}}),
+    # Qwen 2, 2.5 and 3's tokenizer.json normalizer (the fixtures' reduced files lack it).
+    ("qwen2-nfc", "qwen2", {"normalizer": {"type": "NFC"}}),
+    ("spm-nfc-last", "llama", {
+        "pre_tokenizer": None,
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "Prepend", "prepend": "\u2581"},
+            {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"},
+            {"type": "NFC"}]}}),
+    ("spm-nfc-metaspace-first", "phi3", {
+        "normalizer": {"type": "NFC"},
+        "pre_tokenizer": {
+            "type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False}}),
 ]
 
 WORDS = ["the", "The", "hello", "Hello", "world", "free", "software", "GNU", "license", "you",
@@ -69,13 +81,23 @@ CJK = list("中文字符我想在工作日本語한국어") + ["你好", "世界
 EMOJI = ["😀", "🦙", "🚀", "😶\u200d🌫️", "👍🏽", "✅", "❤️", "🇫🇷"]
 ACCENT = ["é", "è", "ü", "ñ", "ß", "ø", "å", "e\u0301", "a\u0308", "Ω", "привет", "нещо", "ελλάδα",
           "ก", "كتاب", "ក"]
+# For normalizers: decomposed and composed accents (marks out of canonical order too), Hangul
+# jamo and syllables, compatibility characters (which NFC keeps), composition exclusions, lone
+# marks, marks after an added token, and marks newer than tokenizers' Unicode tables.
+NORMALIZE = ["e\u0301", "\u00e9", "a\u0308", "o\u0302\u0323", "o\u0323\u0302", "\u1ed9",
+             "A\u030a", "\u212b", "\u2126", "\u1e9b\u0323", "\u0344", "\u0301", "\u0345",
+             " \u0301", "\n\u0308", "\u1100\u1161", "\u1100\u1161\u11a8", "\u1112\u1161\u11ab",
+             "\ud55c", "\u11a8", "\u3131\u314f", "\ufb01", "\uff21", "\u2460", "\u00b2", "\u338f",
+             "\u00bd", "\uff76\uff9e", "\u304b\u3099", "\u0958", "\u0915\u093c", "\u0627\u0653",
+             "e<|im_end|>\u0301", "<|endoftext|>\u0308a", "</s>\u0301", "a\u0898\u0316",
+             "\U00011935\U00011930", "e\u1dfa\u0301"]
 DIGITS = ["1", "42", "123", "2024", "33333", "3.14", "1,000", "0x1F", "٣"]
 
 
 def fuzz_strings(specials):
     rng = random.Random(SEED)
-    groups = [WORDS, SPACES, PUNCT, CJK, EMOJI, ACCENT, DIGITS]
-    weights = [6, 5, 3, 2, 1, 2, 2]
+    groups = [WORDS, SPACES, PUNCT, CJK, EMOJI, ACCENT, DIGITS, NORMALIZE]
+    weights = [6, 5, 3, 2, 1, 2, 2, 3]
     out = []
     for _ in range(N_FUZZ):
         parts = []

@@ -55,6 +55,7 @@ impl VocabConfig {
             rstrip_ids: strip_ids(g, crate::hf::RSTRIP_KEY)?,
             lstrip_ids: strip_ids(g, crate::hf::LSTRIP_KEY)?,
             metaspace_prepend: g.get_str(crate::hf::METASPACE_KEY)?.map(str::to_owned),
+            normalizer: g.get_str(crate::hf::NORMALIZER_KEY)?.map(str::to_owned),
         })
     }
 }

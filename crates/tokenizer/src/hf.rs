@@ -10,6 +10,8 @@
 //! - SentencePiece-style BPE (byte fallback, `▁` for spaces, by `Metaspace` or by a
 //!   `Replace`/`Prepend` normalizer): written as `tokenizer.ggml.model = llama`, with scores that
 //!   order the pieces as the merge list orders them.
+//!
+//! Either may have an `NFC` normalizer (Qwen's), carried in `herd.tokenizer.normalizer`.
 
 use std::collections::HashMap;
 
@@ -37,6 +39,9 @@ pub const LSTRIP_KEY: &str = "herd.tokenizer.lstrip_ids";
 /// space prefix llama.cpp's `add_space_prefix` does not describe exactly (see
 /// `VocabConfig::metaspace_prepend`). Written with `tokenizer.ggml.add_space_prefix` = true.
 pub const METASPACE_KEY: &str = "herd.tokenizer.metaspace_prepend";
+/// herd's own key for a Unicode normalizer of the text between added tokens ("NFC", Qwen 2, 2.5
+/// and 3), which llama.cpp's converter drops and llama.cpp does not apply.
+pub const NORMALIZER_KEY: &str = "herd.tokenizer.normalizer";
 
 /// SentencePiece's visible space.
 const SPACE: &str = "\u{2581}";
@@ -196,6 +201,7 @@ impl VocabConfig {
             rstrip_ids: ids(RSTRIP_KEY)?,
             lstrip_ids: ids(LSTRIP_KEY)?,
             metaspace_prepend: string(METASPACE_KEY)?,
+            normalizer: string(NORMALIZER_KEY)?,
         })
     }
 }
@@ -244,12 +250,15 @@ struct Converter<'a> {
     merges: Vec<(String, String)>,
     added: Vec<Added<'a>>,
     unk_token: Option<&'a str>,
+    /// An `NFC` normalizer (alone or in the normalizer Sequence).
+    nfc: bool,
 }
 
 /// One entry of `added_tokens`.
 struct Added<'a> {
     id: u32,
     content: &'a str,
+    normalized: bool,
     special: bool,
     lstrip: bool,
     rstrip: bool,
@@ -328,9 +337,14 @@ impl<'a> Converter<'a> {
                         "added token {content:?} with single_word"
                     )));
                 }
+                // Hugging Face matches a `normalized` token in the normalized text; herd finds
+                // every added token before normalizing, which is the same only where there is
+                // nothing to normalize. Missing means true, as in `tokenizers`.
+                let normalized = a.get("normalized").and_then(Json::as_bool).unwrap_or(true);
                 added.push(Added {
                     id,
                     content,
+                    normalized,
                     special: flag("special"),
                     lstrip: flag("lstrip"),
                     rstrip: flag("rstrip"),
@@ -338,10 +352,24 @@ impl<'a> Converter<'a> {
             }
         }
 
+        // NFC commutes with everything else herd accepts (spaces and '▁' neither compose nor
+        // decompose), so wherever it stands in a Sequence it is applied first.
+        let mut normalizers = normalizer_list(tj)?;
+        let nfc = normalizers.iter().any(|n| kind(n) == "NFC");
+        normalizers.retain(|n| kind(n) != "NFC");
+        if nfc {
+            if let Some(a) = added.iter().find(|a| a.normalized) {
+                return Err(unsupported(format!(
+                    "added token {:?} with normalized: true under an NFC normalizer (herd finds \
+                     added tokens in the text before normalizing it)",
+                    a.content
+                )));
+            }
+        }
         let shape = if byte_fallback {
-            Self::sentencepiece_shape(tj, ignore_merges)?
+            Self::sentencepiece_shape(tj, &normalizers, ignore_merges)?
         } else {
-            Self::byte_level_shape(tj, ignore_merges)?
+            Self::byte_level_shape(tj, &normalizers, ignore_merges)?
         };
         Ok(Converter {
             tj,
@@ -352,13 +380,18 @@ impl<'a> Converter<'a> {
             merges,
             added,
             unk_token,
+            nfc,
         })
     }
 
-    /// Byte-level BPE: no normalizer, a `ByteLevel` pre-tokenizer (with GPT-2's regex, or
-    /// after one `Split` by a regex herd knows, or after `Digits`).
-    fn byte_level_shape(tj: &Json, ignore_merges: bool) -> Result<Shape, TokenizerError> {
-        if let Some(n) = tj.get("normalizer").filter(|v| !v.is_null()) {
+    /// Byte-level BPE: no normalizer but NFC, a `ByteLevel` pre-tokenizer (with GPT-2's regex,
+    /// or after one `Split` by a regex herd knows, or after `Digits`).
+    fn byte_level_shape(
+        tj: &Json,
+        normalizers: &[&Json],
+        ignore_merges: bool,
+    ) -> Result<Shape, TokenizerError> {
+        if let Some(n) = normalizers.first() {
             return Err(unsupported(format!(
                 "normalizer '{}' with a byte-level BPE model",
                 describe(n)
@@ -456,20 +489,14 @@ impl<'a> Converter<'a> {
 
     /// SentencePiece-style BPE: spaces become `▁`, by a `Replace` normalizer (after a `Prepend`
     /// of `▁` or not) or by a `Metaspace` pre-tokenizer (any prepend scheme, without split).
-    fn sentencepiece_shape(tj: &Json, ignore_merges: bool) -> Result<Shape, TokenizerError> {
+    fn sentencepiece_shape(
+        tj: &Json,
+        normalizers: &[&Json],
+        ignore_merges: bool,
+    ) -> Result<Shape, TokenizerError> {
         if ignore_merges {
             return Err(unsupported("BPE with byte_fallback and ignore_merges"));
         }
-        let normalizers: Vec<&Json> = match tj.get("normalizer").filter(|v| !v.is_null()) {
-            None => vec![],
-            Some(n) if kind(n) == "Sequence" => n
-                .get("normalizers")
-                .and_then(Json::as_array)
-                .ok_or_else(|| bad("normalizer Sequence without 'normalizers'"))?
-                .iter()
-                .collect(),
-            Some(n) => vec![n],
-        };
         let mut prepend = false;
         let mut replace = false;
         for (i, n) in normalizers.iter().enumerate() {
@@ -674,6 +701,9 @@ impl<'a> Converter<'a> {
             }
         }
         self.chat_template_keys(&mut keys)?;
+        if self.nfc {
+            keys.push((NORMALIZER_KEY.into(), Value::String("NFC".into())));
+        }
         if self.added.iter().any(|a| a.lstrip || a.rstrip) {
             let list = |f: fn(&Added) -> bool| {
                 let ids = self
@@ -1004,6 +1034,20 @@ impl<'a> Converter<'a> {
         }
         Ok(())
     }
+}
+
+/// The normalizers of tokenizer.json, in order: none, the one, or a Sequence's.
+fn normalizer_list(tj: &Json) -> Result<Vec<&Json>, TokenizerError> {
+    Ok(match tj.get("normalizer").filter(|v| !v.is_null()) {
+        None => vec![],
+        Some(n) if kind(n) == "Sequence" => n
+            .get("normalizers")
+            .and_then(Json::as_array)
+            .ok_or_else(|| bad("normalizer Sequence without 'normalizers'"))?
+            .iter()
+            .collect(),
+        Some(n) => vec![n],
+    })
 }
 
 /// `model.merges`: "left right" strings, or (since transformers 4.45) [left, right] pairs.

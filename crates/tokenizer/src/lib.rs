@@ -7,6 +7,7 @@ mod decode;
 mod error;
 mod gguf;
 mod hf;
+mod normalize;
 mod pretok;
 mod special;
 mod spm;
@@ -17,7 +18,10 @@ mod vocab;
 
 pub use decode::StreamDecoder;
 pub use error::TokenizerError;
-pub use hf::{gguf_keys_from_hf, gguf_keys_from_tokenizer_json, LSTRIP_KEY, METASPACE_KEY, RSTRIP_KEY};
+pub use hf::{
+    gguf_keys_from_hf, gguf_keys_from_tokenizer_json, LSTRIP_KEY, METASPACE_KEY, NORMALIZER_KEY,
+    RSTRIP_KEY,
+};
 pub use tokenizer::{LoadOptions, Tokenizer, VocabConfig};
 pub use vocab::TokenType;
 

@@ -2,9 +2,12 @@
 //! and the defaults llama.cpp applies per family. Building one checks everything a file could
 //! get wrong, so that encoding and decoding never fail afterwards.
 
+use std::borrow::Cow;
+
 use crate::bpe::{Bpe, BpeState};
 use crate::decode::Pieces;
 use crate::error::TokenizerError;
+use crate::normalize::Normalizer;
 use crate::pretok::PreTokenizer;
 use crate::special::{Fragment, SpecialToken, Specials};
 use crate::spm::Spm;
@@ -48,6 +51,9 @@ pub struct VocabConfig {
     /// "first" only text at the very start of the input gets one (not text after a special
     /// token). None: llama.cpp's rule (every run of text, at the start or after a special).
     pub metaspace_prepend: Option<String>,
+    /// Hugging Face's Unicode normalizer of the text between added tokens: "NFC" (Qwen 2, 2.5
+    /// and 3), which llama.cpp does not apply. None: the text as it is.
+    pub normalizer: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -84,6 +90,7 @@ pub struct Tokenizer {
     add_eos: bool,
     add_space_prefix: bool,
     prefix_rule: PrefixRule,
+    normalizer: Option<Normalizer>,
     eog: Vec<u32>,
 }
 
@@ -250,6 +257,17 @@ impl Tokenizer {
                 })
             }
         };
+        let normalizer = match cfg.normalizer.as_deref() {
+            None => None,
+            Some(name) => Some(Normalizer::from_name(name).ok_or_else(|| {
+                TokenizerError::BadTokenizerJson {
+                    what: format!(
+                        "{}: unknown normalizer {name:?} (herd knows \"NFC\")",
+                        crate::hf::NORMALIZER_KEY
+                    ),
+                }
+            })?),
+        };
         let pieces = Pieces::new(&vocab, is_spm);
         Ok(Tokenizer {
             model_name: cfg.model,
@@ -267,6 +285,7 @@ impl Tokenizer {
             add_eos,
             add_space_prefix: is_spm && cfg.add_space_prefix.unwrap_or(true),
             prefix_rule,
+            normalizer,
             eog,
         })
     }
@@ -283,10 +302,18 @@ impl Tokenizer {
         self.specials.partition(text, parse_special, &mut fragments);
         match &self.model {
             Model::Bpe(bpe) => {
+                // The runs first: the state's word cache borrows them for the whole text.
+                let runs: Vec<Cow<str>> = fragments
+                    .iter()
+                    .map(|f| match *f {
+                        Fragment::Text(a, b) => self.normalized(&text[a..b]),
+                        Fragment::Token(_) => Cow::Borrowed(""),
+                    })
+                    .collect();
                 let mut st = BpeState::default();
-                for f in fragments {
-                    match f {
-                        Fragment::Text(a, b) => bpe.encode(&text[a..b], &mut out, &mut st),
+                for (f, run) in fragments.iter().zip(&runs) {
+                    match *f {
+                        Fragment::Text(..) => bpe.encode(run, &mut out, &mut st),
                         Fragment::Token(id) => out.push(id),
                     }
                 }
@@ -305,7 +332,8 @@ impl Tokenizer {
                                     PrefixRule::UnlessSpace => !starts_with_space,
                                     PrefixRule::FirstUnlessSpace => a == 0 && !starts_with_space,
                                 };
-                            spm.encode(&self.vocab, &text[a..b], prefix, &mut out);
+                            let run = self.normalized(&text[a..b]);
+                            spm.encode(&self.vocab, &run, prefix, &mut out);
                             after_special = false;
                         }
                         Fragment::Token(id) => {
@@ -320,6 +348,15 @@ impl Tokenizer {
             out.extend(self.eos);
         }
         out
+    }
+
+    /// A run of plain text (between added tokens) as the model sees it: normalized where the
+    /// vocabulary asks, as Hugging Face normalizes only the text its added tokens leave.
+    fn normalized<'t>(&self, run: &'t str) -> Cow<'t, str> {
+        match self.normalizer {
+            Some(n) => n.apply(run),
+            None => Cow::Borrowed(run),
+        }
     }
 
     /// The text of `ids`, without control tokens. Bytes that do not form UTF-8 become U+FFFD;

@@ -218,6 +218,14 @@ fn unknown_components_are_refused_by_name() {
         (
             with(
                 &qwen,
+                serde_json::json!({"normalizer": {"type": "Sequence", "normalizers": [
+                {"type": "NFC"}, {"type": "Lowercase"}]}}),
+            ),
+            "normalizer 'Lowercase'",
+        ),
+        (
+            with(
+                &qwen,
                 serde_json::json!({"pre_tokenizer": {"type": "Whitespace"}}),
             ),
             "pre-tokenizer 'Whitespace'",
@@ -281,6 +289,45 @@ fn unknown_components_are_refused_by_name() {
         gguf_keys_from_tokenizer_json("{", None),
         Err(TokenizerError::BadTokenizerJson { .. })
     ));
+}
+
+#[test]
+fn nfc_normalizer_travels_in_a_herd_key() {
+    let Some(arch) = arch() else { return };
+    let qwen = read(arch.join("qwen2/tokenizer.json"));
+    let nfc = patched(&qwen, &serde_json::json!({"normalizer": {"type": "NFC"}}));
+    let keys = gguf_keys_from_tokenizer_json(&nfc, None).unwrap();
+    let normalizer = keys.iter().find(|(k, _)| k == herd_tokenizer::NORMALIZER_KEY);
+    assert_eq!(normalizer.map(|(_, v)| v), Some(&Value::String("NFC".into())));
+    let plain = gguf_keys_from_tokenizer_json(&qwen, None).unwrap();
+    assert!(!plain.iter().any(|(k, _)| k == herd_tokenizer::NORMALIZER_KEY));
+
+    // Normalized, then split: the mark after an added token stays a mark, but one after a
+    // letter composes with it, from the keys as from a GGUF file.
+    let tok = Tokenizer::from_gguf(&gguf_of(&keys, None), &LoadOptions::default()).unwrap();
+    assert_eq!(tok.encode("e\u{301}", true, false), tok.encode("\u{e9}", true, false));
+    let end = tok.token_id("<|im_end|>").unwrap();
+    let ids = tok.encode("e<|im_end|>\u{301}", true, false);
+    assert_eq!(ids[..2], [tok.encode("e", true, false)[0], end]);
+    assert_eq!(tok.decode(&ids[2..]), "\u{301}");
+
+    // A token matched in normalized text is not what herd does: refused by name.
+    let mut tj: Json = serde_json::from_str(&nfc).unwrap();
+    tj["added_tokens"][1]["normalized"] = Json::Bool(true);
+    let e = error_of(&tj.to_string());
+    assert!(e.contains("\"<|im_start|>\" with normalized: true under an NFC"), "{e}");
+    // An unknown normalizer name in the herd key is refused too.
+    let mut keys = keys;
+    for (k, v) in &mut keys {
+        if k == herd_tokenizer::NORMALIZER_KEY {
+            *v = Value::String("NFKC".into());
+        }
+    }
+    let e = Tokenizer::from_gguf(&gguf_of(&keys, None), &LoadOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("unknown normalizer \"NFKC\""), "{e}");
 }
 
 #[test]
