@@ -94,9 +94,10 @@ fn plans_a_gguf_file_and_this_cpu() {
         assert!(v[field].as_f64().is_some_and(|x| x.is_finite() && x > 0.0), "{field}: {v}");
     }
     assert!(v["cpu_probe"]["read_bandwidth_bytes_per_s"].as_f64().unwrap() > 0.0);
-    // A folder with one GGUF file in it is that file.
-    let folder = json(&["plan", "--model", dir.to_str().unwrap(), "--ctx", "256", "--prompt-len", "32", "--output-len", "32", "--json"]);
-    assert_eq!(folder["weights_bytes"], v["weights_bytes"]);
+    // A Hugging Face folder, read as herd reads one: its shape from config.json.
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/arch/qwen3");
+    let f = json(&["plan", "--model", folder.to_str().unwrap(), "--ctx", "64", "--prompt-len", "8", "--output-len", "8", "--json"]);
+    assert!(f["weights_bytes"].as_f64().unwrap() > 0.0 && f["kv_bytes_per_token"].as_f64().unwrap() > 0.0, "{f}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

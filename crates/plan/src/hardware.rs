@@ -106,21 +106,39 @@ pub struct CpuProbe {
     pub probe_seconds: f64,
 }
 
-/// Matrix products per layer in a decoding step that each pay the pool's hand-off: q, k, v,
-/// o, gate, up, down, and attention itself.
-const CALLS_PER_LAYER: f64 = 8.0;
+/// Work per layer of a decoding step beyond its matrix products, in the probe's units of one
+/// small product's hand-off: attention, and the norms, rotary embeddings and activations.
+const CALLS_PER_LAYER: f64 = 2.0;
 
-/// Measures this machine for weights of `dtype`, in about a second: memory read bandwidth,
+/// What the probes imitate: the model's weight type, the bytes a decoding step reads, and its
+/// layers' matrix shapes, so that caches, matrix sizes and the hand-offs between products help
+/// or hinder the probe as they do the model.
+#[derive(Clone, Copy, Debug)]
+pub struct ProbeShape {
+    pub dtype: DType,
+    pub bytes_per_step: f64,
+    pub d_model: usize,
+    /// Width of the feed-forward matrices a token uses (an expert's, for a mixture).
+    pub d_ff: usize,
+    /// Feed-forward blocks a token runs per layer (experts used, or 1).
+    pub n_ffn: usize,
+    /// Rows of q (heads × head_dim) and of k and v (kv_heads × head_dim).
+    pub q_dim: usize,
+    pub kv_dim: usize,
+}
+
+/// Measures this machine for a model like `shape`, in about a second: memory read bandwidth,
 /// herd's decoding and prompt products, and the cost of one small product.
-pub fn probe_cpu(dtype: DType) -> Hardware {
+pub fn probe_cpu(shape: ProbeShape) -> Hardware {
     let start = Instant::now();
     let n_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pool = ThreadPool::new(n_threads);
     let read_bandwidth = read_bandwidth(n_threads);
     // Types herd cannot quantize activations against in 8 bits (the float ones) still decode
     // through `Int8`'s path or its fallback: either way this is what decoding runs.
-    let (decode_bandwidth, call_overhead) = decode_probe(&pool, dtype);
-    let prompt_flops = prompt_probe(&pool, dtype);
+    let dtype = shape.dtype;
+    let (decode_bandwidth, call_overhead) = decode_probe(&pool, &shape);
+    let prompt_flops = prompt_probe(&pool, dtype, shape.d_model, shape.d_ff);
     let probe = CpuProbe { n_threads, read_bandwidth, decode_bandwidth, prompt_flops, call_overhead, dtype, probe_seconds: start.elapsed().as_secs_f64() };
     let mem_bytes = mem_available().unwrap_or(8.0 * GB);
     Hardware {
@@ -204,34 +222,54 @@ fn best_of(n: usize, mut f: impl FnMut()) -> Duration {
         .unwrap()
 }
 
-/// Bytes/s of a one-token product over 256 MiB of weights, and the time of a tiny product.
-fn decode_probe(pool: &ThreadPool, dtype: DType) -> (f64, f64) {
-    let cols = 4096;
-    let row_bytes = dtype.bytes_for(cols as u64).unwrap() as usize;
-    let rows = (256usize << 20) / row_bytes;
-    let data = matrix(dtype, rows, cols);
-    let w = MatRef { dtype, rows, cols, data: &data };
-    let x = vec![0.01f32; cols];
-    let mut out = vec![0f32; rows];
+/// Bytes/s at which herd decodes a model of `shape`: one token through layers of the model's
+/// own matrix shapes (q, k, v, o, then gate, up, down per feed-forward block), each layer its
+/// own memory, as many layers as the model reads per step (16 to 512 MiB of them); and the
+/// time of one tiny product (a hand-off of the pool).
+fn decode_probe(pool: &ThreadPool, shape: &ProbeShape) -> (f64, f64) {
+    let dtype = shape.dtype;
+    // Widths rounded up to whole blocks (576 is not a whole number of Q4_K's 256).
+    let cols = |n: usize| n.max(1).next_multiple_of(dtype.block_len());
+    let (d, ff) = (cols(shape.d_model), cols(shape.d_ff));
+    let mut mats: Vec<(usize, usize)> = vec![(shape.q_dim.max(1), d), (shape.kv_dim.max(1), d), (shape.kv_dim.max(1), d), (shape.d_model.max(1), cols(shape.q_dim))];
+    for _ in 0..shape.n_ffn.max(1) {
+        mats.extend([(shape.d_ff.max(1), d), (shape.d_ff.max(1), d), (shape.d_model.max(1), ff)]);
+    }
+    let row_bytes = |c: usize| dtype.bytes_for(c as u64).expect("whole blocks") as usize;
+    let layer_bytes: usize = mats.iter().map(|&(r, c)| r * row_bytes(c)).sum();
+    let budget = shape.bytes_per_step.clamp(16.0 * (1 << 20) as f64, 512.0 * (1 << 20) as f64) as usize;
+    let n_layers = budget.div_ceil(layer_bytes).max(1);
+    let layers: Vec<Vec<Vec<u8>>> = (0..n_layers).map(|_| mats.iter().map(|&(r, c)| matrix(dtype, r, c)).collect()).collect();
+    let widest = mats.iter().map(|&(r, c)| r.max(c)).max().unwrap_or(1).max(256);
+    let x = vec![0.01f32; widest];
+    let mut out = vec![0f32; widest];
     let mut scratch = MatmulScratch::default();
-    let t = best_of(3, || matmul(pool, w, &x, 1, &mut out, &mut scratch, Precision::Int8));
-    let bandwidth = data.len() as f64 / t.as_secs_f64();
+    let t = best_of(3, || {
+        for layer in &layers {
+            for (&(rows, c), data) in mats.iter().zip(layer) {
+                let w = MatRef { dtype, rows, cols: c, data };
+                matmul(pool, w, &x[..c], 1, &mut out[..rows], &mut scratch, Precision::Int8);
+            }
+        }
+    });
+    let bandwidth = (n_layers * layer_bytes) as f64 / t.as_secs_f64();
 
     let small = matrix(dtype, 64, 256);
     let w = MatRef { dtype, rows: 64, cols: 256, data: &small };
-    let mut out = vec![0f32; 64];
     let reps = 200;
     let t = best_of(3, || {
         for _ in 0..reps {
-            matmul(pool, w, &x[..256], 1, &mut out, &mut scratch, Precision::Int8);
+            matmul(pool, w, &x[..256], 1, &mut out[..64], &mut scratch, Precision::Int8);
         }
     });
     (bandwidth, t.as_secs_f64() / reps as f64)
 }
 
-/// FLOP/s of the prompt product: 512 tokens against a 2048 × 2048 matrix.
-fn prompt_probe(pool: &ThreadPool, dtype: DType) -> f64 {
-    let (rows, cols, n) = (2048, 2048, 512);
+/// FLOP/s of the prompt product: 512 tokens against the model's (d_ff, d_model) matrix
+/// (at most 4096 rows), widths rounded up to whole blocks.
+fn prompt_probe(pool: &ThreadPool, dtype: DType, d_model: usize, d_ff: usize) -> f64 {
+    let block = dtype.block_len();
+    let (rows, cols, n) = (d_ff.clamp(64, 4096), d_model.clamp(64, 1 << 14).next_multiple_of(block), 512);
     let data = matrix(dtype, rows, cols);
     let w = MatRef { dtype, rows, cols, data: &data };
     let x: Vec<f32> = (0..n * cols).map(|i| (i % 13) as f32 * 0.01).collect();
@@ -239,7 +277,7 @@ fn prompt_probe(pool: &ThreadPool, dtype: DType) -> f64 {
     let mut scratch = MatmulScratch::default();
     // As the engine multiplies prompts: f32 products for F32 and F16 weights, bf16 otherwise.
     let precision = if matches!(dtype, DType::F32 | DType::F16) { Precision::Exact } else { Precision::Bf16 };
-    let t = best_of(2, || matmul(pool, w, &x, n, &mut out, &mut scratch, precision));
+    let t = best_of(3, || matmul(pool, w, &x, n, &mut out, &mut scratch, precision));
     2.0 * (rows * cols * n) as f64 / t.as_secs_f64()
 }
 
@@ -268,7 +306,7 @@ mod tests {
     /// benchmarks: scripts/plan-vs-bench).
     #[test]
     fn the_cpu_probe_is_finite_positive_and_short() {
-        let cpu = probe_cpu(DType::Q4_1);
+        let cpu = probe_cpu(ProbeShape { dtype: DType::Q4_1, bytes_per_step: 1e8, d_model: 576, d_ff: 1536, n_ffn: 1, q_dim: 576, kv_dim: 192 });
         let p = cpu.probe.unwrap();
         for v in [p.read_bandwidth, p.decode_bandwidth, p.prompt_flops, p.call_overhead, cpu.mem_bytes, cpu.bandwidth] {
             assert!(v.is_finite() && v > 0.0, "{p:?}");

@@ -11,7 +11,7 @@ pub mod hardware;
 pub mod model;
 
 pub use estimate::{plan, Inputs, Plan, Training};
-pub use hardware::{catalogue, find_gpu, probe_cpu, Hardware};
+pub use hardware::{catalogue, find_gpu, probe_cpu, Hardware, ProbeShape};
 pub use model::{find_shape, Format, Model, Shape, SHAPES};
 
 #[derive(Debug, thiserror::Error)]

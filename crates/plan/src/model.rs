@@ -233,10 +233,15 @@ impl Model {
         Model { shape: shape.clone(), file: None, format, sizes }
     }
 
-    /// A GGUF file: its hyperparameters as herd's loader reads them (`family_config`), its
-    /// sizes from the tensors it holds.
+    /// A GGUF file, or a Hugging Face folder read as herd reads one (`herd_hf::open`): its
+    /// hyperparameters as herd's loader reads them (`family_config`), its sizes from the
+    /// tensors it holds.
     pub fn from_gguf(path: &Path) -> Result<Model, PlanError> {
-        let file = Gguf::open(path).map_err(|e| PlanError::Model(e.to_string()))?;
+        let file = if herd_hf::is_model_folder(path) {
+            herd_hf::open(path).map_err(|e| PlanError::Model(e.to_string()))?
+        } else {
+            Gguf::open(path).map_err(|e| PlanError::Model(e.to_string()))?
+        };
         let (family, cfg) = herd_engine::model::family_config(&file).map_err(|e| PlanError::Model(e.to_string()))?;
         let key = |k: &str| file.get_u64(&format!("{}.{k}", family.arch)).ok().flatten().map(|v| v as usize);
         let experts = match (key("expert_count"), key("expert_used_count")) {
@@ -277,6 +282,24 @@ impl Model {
         }
         let main = by_type.iter().max_by_key(|&&(_, n)| n).map_or(DType::F32, |&(d, _)| d);
         Ok(Model { shape, file: Some(name), format: Format::Ggml(main), sizes })
+    }
+
+    /// What the `cpu` probes should imitate for this model (one token's weight reads, the
+    /// widest feed-forward matrix).
+    pub fn probe_shape(&self) -> crate::ProbeShape {
+        let s = &self.shape;
+        let frac = s.experts.map_or(1.0, |e| e.n_used as f64 / e.n_experts as f64);
+        let d_ff = if s.d_ff > 0 { s.d_ff } else { s.experts.map_or(s.d_model, |e| e.d_ff) };
+        let n_ffn = if s.d_ff > 0 { 1 } else { s.experts.map_or(1, |e| e.n_used) };
+        crate::ProbeShape {
+            dtype: self.format.cpu_dtype(),
+            bytes_per_step: self.sizes.read_per_step(s.tied, frac),
+            d_model: s.d_model,
+            d_ff,
+            n_ffn,
+            q_dim: s.n_heads * s.head_dim,
+            kv_dim: s.n_kv_heads * s.head_dim,
+        }
     }
 
     /// The same model in another format (a file's sizes scaled by the ratio of bytes per weight).

@@ -1,7 +1,7 @@
 //! `herd plan`: capacity planning. Parses flags into `herd_plan::Inputs` and prints the
 //! `Plan`; the formulas, catalogues and probes live in crates/plan.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
 use herd_plan::model::{kv_bytes_per_value, shape_names};
@@ -12,7 +12,7 @@ use crate::model_arg;
 #[derive(clap::Args)]
 pub struct Args {
     /// A named shape (llama-3.1-8b/70b/405b, llama-3.2-1b/3b, qwen3-8b/32b, qwen3-30b-a3b,
-    /// gemma3-27b, mixtral-8x7b, smollm2-135m), a GGUF file or folder, or a model herd fetches.
+    /// gemma3-27b, mixtral-8x7b, smollm2-135m), a GGUF file, a Hugging Face folder, or a model herd fetches.
     #[arg(long, short)]
     model: String,
     /// Weight format: bf16, fp16, fp8, q8_0, q6_k, q4_k, q4_0, ... (default: a file's own, else bf16).
@@ -93,7 +93,7 @@ pub fn main(args: Args) -> Result<()> {
         Some(g) => g,
         None => {
             eprintln!("herd: measuring this machine (memory bandwidth, herd's products)");
-            probe_cpu(model.format.cpu_dtype())
+            probe_cpu(model.probe_shape())
         }
     };
     let inputs = Inputs {
@@ -127,28 +127,14 @@ fn same_device(a: &str, b: &str) -> bool {
     }
 }
 
-/// A named shape, a GGUF file (or a folder holding one), or a model herd fetches by name.
+/// A named shape, a GGUF file, a Hugging Face folder, or a model herd fetches by name.
 fn load_model(arg: &str) -> Result<Model> {
     if let Some(shape) = find_shape(arg) {
         return Ok(Model::named(shape, Format::parse("bf16")?));
     }
-    let path = Path::new(arg);
-    if path.is_dir() {
-        return Ok(Model::from_gguf(&gguf_in(path)?)?);
-    }
-    if path.exists() || herd_engine::store::find_known(arg).is_some() {
+    let known = model_arg::known_names();
+    if Path::new(arg).exists() || known.split(", ").any(|name| name == arg) {
         return Ok(Model::from_gguf(&model_arg::resolve(Some(arg))?)?);
     }
-    Err(anyhow!("unknown model '{arg}': not a file, a named shape ({}) or a model herd fetches ({})", shape_names(), model_arg::known_names()))
-}
-
-/// The one GGUF file in a folder.
-fn gguf_in(dir: &Path) -> Result<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "gguf")).collect();
-    files.sort();
-    match files.len() {
-        1 => Ok(files.remove(0)),
-        0 => bail!("{}: no .gguf file in this folder", dir.display()),
-        n => bail!("{}: {n} .gguf files in this folder; name one", dir.display()),
-    }
+    Err(anyhow!("unknown model '{arg}': not a file or folder, a named shape ({}) or a model herd fetches ({known})", shape_names()))
 }
