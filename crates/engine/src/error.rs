@@ -1,4 +1,4 @@
-//! The engine's error type: everything a model file, a prompt or the model store can get wrong,
+//! The engine's error type: everything a model file, a prompt or a written file can get wrong,
 //! each variant a clear one-line message for the user.
 
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! herd's engine: models loaded from GGUF files, the forward pass, the paged KV cache,
-//! sampling, generation, perplexity, and the model store. Knows nothing of HTTP or terminals.
+//! sampling, generation, perplexity. Knows nothing of HTTP or terminals (fetching models is herd-store).
 
 pub mod bench;
 pub mod chat;
@@ -15,7 +15,6 @@ pub mod sampler;
 pub mod scheduler;
 pub mod session;
 pub mod stop;
-pub mod store;
 pub mod synth;
 
 pub use error::{EngineError, Result};

@@ -11,13 +11,13 @@ use crate::model_arg;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model file or known model name.
+    /// Model file, Hugging Face folder, or model name (as `herd list` shows them).
     model: String,
 }
 
 pub fn main(args: Args) -> Result<()> {
     let path = model_arg::resolve(Some(&args.model))?;
-    let file = Gguf::open(&path)?;
+    let file = if herd_hf::is_model_folder(&path) { herd_hf::open(&path)? } else { Gguf::open(&path)? };
     let str_key = |k: &str| file.get_str(k).ok().flatten().unwrap_or("-").to_string();
     println!("file:            {} ({:.1} MiB, GGUF v{})", path.display(), file.file_size() as f64 / (1 << 20) as f64, file.version());
     println!("name:            {}", str_key("general.name"));

