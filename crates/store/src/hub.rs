@@ -76,6 +76,9 @@ impl Hub {
             // A stalled transfer fails (and is resumed by the next pull) instead of hanging.
             .timeout_per_read(Some(Duration::from_secs(60)))
             .max_redirects(10)
+            // The token follows the hub's redirects on its own host (private repositories'
+            // small files), never to another host (the CDN's URLs are signed).
+            .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
             .build()
             .into();
         Hub { endpoint: endpoint.trim_end_matches('/').to_string(), token, agent }

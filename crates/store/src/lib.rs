@@ -204,7 +204,7 @@ impl Store {
                 let path = self.models.join(model.file_name);
                 rm_file(&path, &mut removed)?;
             }
-            ModelName::Hub { org, repo, .. } => {
+            ModelName::Hub { org, repo, quant } => {
                 let dir = self.repo_dir(org, repo);
                 match self.local(name)? {
                     Some(path) if path.is_dir() => {
@@ -216,6 +216,16 @@ impl Store {
                         rm_file(&partial_of(&path), &mut removed)?;
                     }
                     None => {}
+                }
+                // An interrupted download of the tag named.
+                if let (true, Some(quant)) = (removed.is_empty(), quant) {
+                    let quant = quant.to_ascii_uppercase();
+                    for path in sorted_entries(&dir).unwrap_or_default() {
+                        let file = file_name(&path);
+                        if file.strip_suffix(".partial").is_some_and(|f| is_gguf_name(f) && quant_tag(f).as_deref() == Some(quant.as_str())) {
+                            rm_file(&path, &mut removed)?;
+                        }
+                    }
                 }
                 let mark = dir.join(DEFAULT_MARK);
                 if fs::read_to_string(&mark).is_ok_and(|f| !dir.join(f.trim()).is_file()) {

@@ -218,6 +218,11 @@ fn a_wrong_hash_is_refused_and_nothing_is_left() {
     hub_server.faults.drops.store(1, Ordering::SeqCst);
     pull(&store, &hub, "hf.co/org/tiny-GGUF:Q8_0").unwrap_err();
     let partial = dir.join("models/hf.co/org/tiny-GGUF/tiny-Q8_0.gguf.partial");
+    // rm takes an interrupted download by its name too.
+    assert_eq!(store.remove(&ModelName::parse("hf.co/org/tiny-GGUF:q8_0").unwrap()).unwrap(), [partial.clone()]);
+    assert_eq!(files_under(&dir), Vec::<String>::new());
+    hub_server.faults.drops.store(1, Ordering::SeqCst);
+    pull(&store, &hub, "hf.co/org/tiny-GGUF:Q8_0").unwrap_err();
     let mut bytes = std::fs::read(&partial).unwrap();
     bytes[0] ^= 1;
     std::fs::write(&partial, bytes).unwrap();
@@ -240,6 +245,9 @@ fn unauthorized_and_missing_repositories_say_what_to_do() {
     assert!(err.contains("401"), "{err}");
     let path = pull(&store, &Hub::new(&hub_server.endpoint, Some("hf_secret".into())), "hf.co/org/tiny-GGUF:Q8_0").unwrap();
     assert!(path.is_file());
+    // The token follows the redirect of a small file on the hub's own host.
+    let folder = pull(&store, &Hub::new(&hub_server.endpoint, Some("hf_secret".into())), "hf.co/org/tiny").unwrap();
+    assert!(folder.join("config.json").is_file());
 
     let err = pull(&store, &Hub::new(&hub_server.endpoint, Some("hf_secret".into())), "hf.co/org/missing").unwrap_err();
     assert!(err.contains("not found on the hub (404"), "{err}");

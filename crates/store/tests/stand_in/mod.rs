@@ -156,6 +156,11 @@ fn serve(stream: TcpStream, repos: &Repos, hits: &Mutex<Vec<String>>, faults: &F
             respond(&mut out, "302 Found", &format!("Location: {location}\r\n"), b"")
         }
         ["cdn", org, repo, file] => {
+            // Small files stay on the hub's host, behind its authorization; LFS files are on
+            // the CDN, whose URLs are signed.
+            if !is_lfs(file) && !authorized {
+                return respond(&mut out, "401 Unauthorized", "", b"");
+            }
             let Some(bytes) = repos.get(&format!("{org}/{repo}")).and_then(|r| r.get(file)) else {
                 return respond(&mut out, "404 Not Found", "", b"");
             };
