@@ -159,7 +159,7 @@ impl Hub {
 
     #[allow(clippy::too_many_arguments)]
     fn fetch_file(&self, org: &str, repo: &str, revision: &str, file: &str, dest: &Path, expect: &Expect, progress: &mut dyn Progress) -> Result<()> {
-        let url = format!("{}/{org}/{repo}/resolve/{revision}/{file}", self.endpoint);
+        let url = format!("{}/{org}/{repo}/resolve/{}/{}", self.endpoint, encode_path(revision), encode_path(file));
         let size = expect.n_bytes.map_or(String::new(), |n| format!(" ({:.1} MiB)", n as f64 / (1 << 20) as f64));
         progress.say(&format!("herd: fetching {file}{size}"));
         download(&self.agent, &url, self.token.as_deref(), dest, expect, file, progress)
@@ -180,6 +180,19 @@ fn tags(files: &[String]) -> String {
     files.iter().map(|f| quant_tag(f).unwrap_or_else(|| f.clone())).collect::<Vec<_>>().join(", ")
 }
 
+/// Percent-encodes what a URL path cannot carry as is (a space in a file name, say); `/` stays.
+fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// `-00001-of-00003.gguf`
 fn is_split(file: &str) -> bool {
     let lower = file.to_ascii_lowercase();
@@ -193,4 +206,19 @@ fn safe_file_name<'a>(file: &'a str, name: &str) -> Result<&'a str> {
         return Err(Error(format!("{name}: the hub lists a file named {file:?}, which herd will not write")));
     }
     Ok(base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_encoded_and_split_files_recognised() {
+        assert_eq!(encode_path("sub dir/Qwen Test-Q4_K_M.gguf"), "sub%20dir/Qwen%20Test-Q4_K_M.gguf");
+        assert_eq!(encode_path("a+b#c?.gguf"), "a%2Bb%23c%3F.gguf");
+        assert!(is_split("Llama-3.1-70B-Q4_K_M-00001-of-00002.gguf"));
+        assert!(!is_split("tiny-Q4_K_M.gguf"));
+        assert!(safe_file_name("../x.gguf", "n").is_err() && safe_file_name(".hidden", "n").is_err());
+        assert_eq!(safe_file_name("BF16/x-BF16.gguf", "n").unwrap(), "x-BF16.gguf");
+    }
 }

@@ -119,7 +119,7 @@ fn a_gguf_file_is_picked_by_tag_pulled_once_listed_and_removed() {
     assert!(err.contains("no GGUF file of org/tiny-GGUF matches 'Q2_K' (tags: Q4_K_M, Q4_K_S, Q8_0)"), "{err}");
 
     let removed = store.remove(&ModelName::parse("hf.co/org/tiny-GGUF:Q8_0").unwrap()).unwrap();
-    assert_eq!(removed, [path.clone()]);
+    assert_eq!(removed, std::slice::from_ref(&path));
     assert!(!path.exists());
     assert_eq!(store.list().unwrap().len(), 1);
     store.remove(&ModelName::parse("hf.co/org/tiny-GGUF:Q4_K_M").unwrap()).unwrap();
@@ -219,7 +219,7 @@ fn a_wrong_hash_is_refused_and_nothing_is_left() {
     pull(&store, &hub, "hf.co/org/tiny-GGUF:Q8_0").unwrap_err();
     let partial = dir.join("models/hf.co/org/tiny-GGUF/tiny-Q8_0.gguf.partial");
     // rm takes an interrupted download by its name too.
-    assert_eq!(store.remove(&ModelName::parse("hf.co/org/tiny-GGUF:q8_0").unwrap()).unwrap(), [partial.clone()]);
+    assert_eq!(store.remove(&ModelName::parse("hf.co/org/tiny-GGUF:q8_0").unwrap()).unwrap(), std::slice::from_ref(&partial));
     assert_eq!(files_under(&dir), Vec::<String>::new());
     hub_server.faults.drops.store(1, Ordering::SeqCst);
     pull(&store, &hub, "hf.co/org/tiny-GGUF:Q8_0").unwrap_err();
