@@ -1,7 +1,7 @@
 //! One file over HTTP into the model folder: written to `FILE.partial`, resumed from where an
 //! earlier try stopped (HTTP Range), checked (size, and sha256 where known) and only then
-//! renamed to its final name. A refused file is deleted; an interrupted one is kept for the
-//! next try.
+//! renamed to its final name. A transfer cut off mid-body is resumed at once a few times
+//! (`Retry`); after that the file is kept for the next pull. A refused file is deleted.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
@@ -26,10 +26,21 @@ enum Outcome {
     Done,
     /// The server answered 416 to a range past the end of what it holds: start over.
     Restart,
+    /// The body stopped short (connection dropped, stalled, closed early): why.
+    Stopped(String),
+}
+
+/// How often a transfer cut off mid-body is resumed within one pull, and the pause before each
+/// (times the try's number).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Retry {
+    pub times: u32,
+    pub pause: std::time::Duration,
 }
 
 /// Downloads `url` to `dest` (see the module comment). `label` names the file in messages.
-pub(crate) fn download(agent: &ureq::Agent, url: &str, token: Option<&str>, dest: &Path, expect: &Expect, label: &str, progress: &mut dyn Progress) -> Result<()> {
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn download(agent: &ureq::Agent, url: &str, token: Option<&str>, dest: &Path, expect: &Expect, label: &str, retry: Retry, progress: &mut dyn Progress) -> Result<()> {
     let partial = partial_of(dest);
     let err = |what: String| Error(format!("{label}: {what}"));
     let mut file = OpenOptions::new().read(true).append(true).create(true).open(&partial).map_err(|e| err(format!("cannot open {}: {e}", partial.display())))?;
@@ -45,6 +56,7 @@ pub(crate) fn download(agent: &ureq::Agent, url: &str, token: Option<&str>, dest
         io::copy(&mut (&mut file).take(have), &mut HashSink(&mut hasher)).map_err(|e| err(format!("cannot read {}: {e}", partial.display())))?;
     }
     let mut restarted = false;
+    let mut retries = 0;
     while expect.n_bytes != Some(have) {
         match fetch_from(agent, url, token, &partial, &mut file, &mut hasher, &mut have, expect, label, progress)? {
             Outcome::Done => break,
@@ -55,6 +67,15 @@ pub(crate) fn download(agent: &ureq::Agent, url: &str, token: Option<&str>, dest
                 hasher = Sha256::new();
             }
             Outcome::Restart => return Err(err("the server refuses every range of it (416)".into())),
+            Outcome::Stopped(why) if retries < retry.times => {
+                retries += 1;
+                progress.say(&format!("herd: {label}: {why} at byte {have}; resuming ({retries} of {})", retry.times));
+                std::thread::sleep(retry.pause * retries);
+            }
+            Outcome::Stopped(why) => {
+                let of = expect.n_bytes.map_or("?".to_string(), |n| n.to_string());
+                return Err(err(format!("the download stopped after {have} of {of} bytes ({why}); pull again to resume it")));
+            }
         }
     }
     file.sync_all().map_err(|e| err(format!("cannot write {}: {e}", partial.display())))?;
@@ -128,11 +149,10 @@ fn fetch_from(agent: &ureq::Agent, url: &str, token: Option<&str>, partial: &Pat
         progress.advance(*have);
     };
     progress.finish();
-    let stopped = |why: &str| err(format!("the download stopped after {have} of {} bytes ({why}); pull again to resume it", expect.n_bytes.map_or("?".to_string(), |n| n.to_string())));
     file.flush().map_err(|e| err(e.to_string()))?;
     match result {
-        Err(why) => Err(stopped(&why)),
-        Ok(()) if expect.n_bytes.is_some_and(|n| *have < n) => Err(stopped("the connection closed early")),
+        Err(why) => Ok(Outcome::Stopped(why)),
+        Ok(()) if expect.n_bytes.is_some_and(|n| *have < n) => Ok(Outcome::Stopped("the connection closed early".into())),
         Ok(()) => Ok(Outcome::Done),
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::download::{download, Expect};
+use crate::download::{download, Expect, Retry};
 use crate::name::{pick_gguf, quant_tag, Pick};
 use crate::{Error, Progress, Result};
 
@@ -21,6 +21,7 @@ pub struct Hub {
     endpoint: String,
     token: Option<String>,
     agent: ureq::Agent,
+    retry: Retry,
 }
 
 /// The model info the hub returns; only what herd reads.
@@ -81,7 +82,14 @@ impl Hub {
             .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
             .build()
             .into();
-        Hub { endpoint: endpoint.trim_end_matches('/').to_string(), token, agent }
+        Hub { endpoint: endpoint.trim_end_matches('/').to_string(), token, agent, retry: Retry { times: 3, pause: Duration::from_secs(2) } }
+    }
+
+    /// Resumes a transfer cut off mid-body `times` times within one pull, pausing `pause` times
+    /// the try's number before each (default: 3 times, 2 s).
+    pub fn with_retries(mut self, times: u32, pause: Duration) -> Hub {
+        self.retry = Retry { times, pause };
+        self
     }
 
     fn info(&self, org: &str, repo: &str, name: &str) -> Result<RepoInfo> {
@@ -162,7 +170,7 @@ impl Hub {
         let url = format!("{}/{org}/{repo}/resolve/{}/{}", self.endpoint, encode_path(revision), encode_path(file));
         let size = expect.n_bytes.map_or(String::new(), |n| format!(" ({:.1} MiB)", n as f64 / (1 << 20) as f64));
         progress.say(&format!("herd: fetching {file}{size}"));
-        download(&self.agent, &url, self.token.as_deref(), dest, expect, file, progress)
+        download(&self.agent, &url, self.token.as_deref(), dest, expect, file, self.retry, progress)
     }
 }
 

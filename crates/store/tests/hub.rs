@@ -7,6 +7,7 @@ mod stand_in;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use herd_gguf::{GgufWriter, Value};
 use herd_store::{Hub, Lines, ModelName, Store};
@@ -136,10 +137,10 @@ fn a_repository_without_gguf_files_comes_as_a_safetensors_folder() {
     let dir = scratch("folder");
     let fixtures = repos();
     let hub_server = StandIn::start(fixtures.clone());
-    let hub = Hub::new(&hub_server.endpoint, None);
+    let hub = Hub::new(&hub_server.endpoint, None).with_retries(0, Duration::ZERO);
     let store = Store::at(dir.join("models"));
 
-    // The first weight file is cut off: the folder is not there, and the next pull resumes.
+    // The first file is cut off: the folder is not there, and the next pull resumes.
     hub_server.faults.drops.store(1, Ordering::SeqCst);
     let err = pull(&store, &hub, "hf.co/org/tiny").unwrap_err();
     assert!(err.contains("pull again to resume"), "{err}");
@@ -169,28 +170,32 @@ fn a_repository_without_gguf_files_comes_as_a_safetensors_folder() {
 }
 
 #[test]
-fn a_dropped_connection_is_resumed_by_the_next_pull() {
+fn a_dropped_connection_is_resumed_at_once_and_by_the_next_pull() {
     let dir = scratch("resume");
     let fixtures = repos();
     let hub_server = StandIn::start(fixtures.clone());
-    let hub = Hub::new(&hub_server.endpoint, None);
+    // One immediate resume per pull.
+    let hub = Hub::new(&hub_server.endpoint, None).with_retries(1, Duration::ZERO);
     let store = Store::at(dir.join("models"));
     let want = &fixtures["org/tiny-GGUF"]["tiny-Q4_K_M.gguf"];
+    let n = want.len() as u64;
+    let first = n / 2;
+    let second = first + (n - first) / 2;
+    let third = second + (n - second) / 2;
 
-    hub_server.faults.drops.store(2, Ordering::SeqCst);
-    let err = pull(&store, &hub, "hf.co/org/tiny-GGUF:Q4_K_M").unwrap_err();
-    assert!(err.contains("the download stopped after") && err.contains("pull again to resume"), "{err}");
+    // Cut off, resumed, cut off again: the pull gives up and keeps what it has.
+    hub_server.faults.drops.store(3, Ordering::SeqCst);
+    let mut lines = Vec::new();
+    let err = store.ensure(&ModelName::parse("hf.co/org/tiny-GGUF:Q4_K_M").unwrap(), &hub, &mut Lines(|l: &str| lines.push(l.to_string()))).unwrap_err().to_string();
+    assert!(err.contains(&format!("the download stopped after {second} of {n} bytes")) && err.contains("pull again to resume"), "{err}");
+    assert!(lines.iter().any(|l| l.contains(&format!("at byte {first}; resuming (1 of 1)"))), "{lines:?}");
     let partial = dir.join("models/hf.co/org/tiny-GGUF/tiny-Q4_K_M.gguf.partial");
-    let first = std::fs::metadata(&partial).unwrap().len();
-    assert_eq!(first, want.len() as u64 / 2);
+    assert_eq!(std::fs::metadata(&partial).unwrap().len(), second);
     assert_eq!(files_under(&dir), ["models/hf.co/org/tiny-GGUF/tiny-Q4_K_M.gguf.partial"], "only the partial file, under its own name");
     assert!(store.list().unwrap().is_empty(), "a partial file is not a model");
+    assert!(store.local(&ModelName::parse("hf.co/org/tiny-GGUF:Q4_K_M").unwrap()).unwrap().is_none());
 
-    // Dropped again half-way through the rest: the partial file grows.
-    pull(&store, &hub, "hf.co/org/tiny-GGUF:Q4_K_M").unwrap_err();
-    let second = std::fs::metadata(&partial).unwrap().len();
-    assert_eq!(second, first + (want.len() as u64 - first) / 2);
-
+    // The next pull goes on from there: cut off once more, resumed, complete.
     let path = pull(&store, &hub, "hf.co/org/tiny-GGUF:Q4_K_M").unwrap();
     assert_eq!(&std::fs::read(&path).unwrap(), want);
     assert_eq!(files_under(&dir), ["models/hf.co/org/tiny-GGUF/tiny-Q4_K_M.gguf"]);
@@ -199,6 +204,7 @@ fn a_dropped_connection_is_resumed_by_the_next_pull() {
         "GET /cdn/org/tiny-GGUF/tiny-Q4_K_M.gguf".to_string(),
         format!("GET /cdn/org/tiny-GGUF/tiny-Q4_K_M.gguf bytes={first}-"),
         format!("GET /cdn/org/tiny-GGUF/tiny-Q4_K_M.gguf bytes={second}-"),
+        format!("GET /cdn/org/tiny-GGUF/tiny-Q4_K_M.gguf bytes={third}-"),
     ]);
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -207,7 +213,7 @@ fn a_dropped_connection_is_resumed_by_the_next_pull() {
 fn a_wrong_hash_is_refused_and_nothing_is_left() {
     let dir = scratch("hash");
     let hub_server = StandIn::start(repos());
-    let hub = Hub::new(&hub_server.endpoint, None);
+    let hub = Hub::new(&hub_server.endpoint, None).with_retries(0, Duration::ZERO);
     let store = Store::at(dir.join("models"));
     hub_server.faults.wrong_sha.store(true, Ordering::SeqCst);
     let err = pull(&store, &hub, "hf.co/org/tiny-GGUF:Q8_0").unwrap_err();
