@@ -44,6 +44,12 @@ pub(crate) fn download(agent: &ureq::Agent, url: &str, token: Option<&str>, dest
     let partial = partial_of(dest);
     let err = |what: String| Error(format!("{label}: {what}"));
     let mut file = OpenOptions::new().read(true).append(true).create(true).open(&partial).map_err(|e| err(format!("cannot open {}: {e}", partial.display())))?;
+    // Two pulls of one file at once would interleave their bytes: the second is told to wait.
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => return Err(err(format!("another herd is downloading it into {}; let that one finish", partial.display()))),
+        Err(fs::TryLockError::Error(e)) => return Err(err(format!("cannot lock {}: {e}", partial.display()))),
+    }
     let mut have = file.metadata().map_err(|e| err(e.to_string()))?.len();
     if expect.n_bytes.is_some_and(|n| have > n) {
         file.set_len(0).map_err(|e| err(e.to_string()))?;

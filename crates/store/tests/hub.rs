@@ -195,6 +195,14 @@ fn a_dropped_connection_is_resumed_at_once_and_by_the_next_pull() {
     assert!(store.list().unwrap().is_empty(), "a partial file is not a model");
     assert!(store.local(&ModelName::parse("hf.co/org/tiny-GGUF:Q4_K_M").unwrap()).unwrap().is_none());
 
+    // While another process downloads it, a pull waits its turn instead of interleaving bytes.
+    let held = std::fs::OpenOptions::new().append(true).open(&partial).unwrap();
+    held.lock().unwrap();
+    let err = pull(&store, &hub, "hf.co/org/tiny-GGUF:Q4_K_M").unwrap_err();
+    assert!(err.contains("another herd is downloading it"), "{err}");
+    drop(held);
+    assert_eq!(std::fs::metadata(&partial).unwrap().len(), second);
+
     // The next pull goes on from there: cut off once more, resumed, complete.
     let path = pull(&store, &hub, "hf.co/org/tiny-GGUF:Q4_K_M").unwrap();
     assert_eq!(&std::fs::read(&path).unwrap(), want);
