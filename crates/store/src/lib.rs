@@ -311,7 +311,17 @@ fn describe_folder(name: String, path: PathBuf) -> Entry {
     let text = |key: &str| config.get(key).and_then(|v| v.as_str()).map(str::to_string);
     // Multimodal configs keep the language model's keys in text_config.
     let context = config.get("max_position_embeddings").or_else(|| config.get("text_config").and_then(|t| t.get("max_position_embeddings"))).and_then(|v| v.as_u64());
-    Entry { name, family: text("model_type").unwrap_or_else(|| "-".into()), n_bytes, quant: text("torch_dtype").or_else(|| text("dtype")).unwrap_or_else(|| "-".into()).to_uppercase(), context, path }
+    Entry { name, family: text("model_type").unwrap_or_else(|| "-".into()), n_bytes, quant: text("torch_dtype").or_else(|| text("dtype")).map_or("-".into(), |t| torch_dtype_name(&t)), context, path }
+}
+
+/// A config's torch_dtype in the names GGUF types go by.
+fn torch_dtype_name(dtype: &str) -> String {
+    match dtype {
+        "bfloat16" => "BF16".into(),
+        "float16" => "F16".into(),
+        "float32" => "F32".into(),
+        other => other.to_uppercase(),
+    }
 }
 
 /// llama.cpp's `llama_ftype` names, by `general.file_type`.

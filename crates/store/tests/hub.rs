@@ -159,7 +159,7 @@ fn a_repository_without_gguf_files_comes_as_a_safetensors_folder() {
 
     let listed = store.list().unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!((listed[0].name.as_str(), listed[0].family.as_str(), listed[0].quant.as_str(), listed[0].context), ("hf.co/org/tiny", "llama", "BFLOAT16", Some(4096)));
+    assert_eq!((listed[0].name.as_str(), listed[0].family.as_str(), listed[0].quant.as_str(), listed[0].context), ("hf.co/org/tiny", "llama", "BF16", Some(4096)));
     let err = pull(&store, &hub, "hf.co/org/tiny:Q4_K_M").unwrap_err();
     assert!(err.contains("has no GGUF files"), "{err}");
 
