@@ -46,7 +46,9 @@ impl<'m> Session<'m> {
         let kv = KvCache::new(cfg.n_layers, cfg.n_kv_heads, cfg.head_dim, n_blocks, if exact { KvType::F32 } else { KvType::F16 });
         let block_manager = BlockManager::new(n_blocks);
         let scratch = ForwardScratch::new(n_ctx);
-        Ok(Session { model, pool, kv, block_manager, blocks: Vec::new(), tokens: Vec::new(), n_ctx, exact, scratch, logits: Vec::new() })
+        // The context is bounded, so its bookkeeping is reserved once: decoding allocates nothing.
+        let (blocks, tokens) = (Vec::with_capacity(n_blocks), Vec::with_capacity(n_ctx));
+        Ok(Session { model, pool, kv, block_manager, blocks, tokens, n_ctx, exact, scratch, logits: Vec::new() })
     }
 
     pub fn n_ctx(&self) -> usize {
