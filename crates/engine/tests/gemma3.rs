@@ -8,10 +8,10 @@
 
 use std::path::PathBuf;
 
-use herd_engine::generate::{generate, GenerateParams};
+mod common;
+
 use herd_engine::model::Logits;
 use herd_engine::perplexity::perplexity;
-use herd_engine::sampler::SamplingParams;
 use herd_engine::session::Session;
 use herd_engine::Model;
 use herd_kernels::ThreadPool;
@@ -48,14 +48,7 @@ fn prompts_tokenize_score_and_continue_like_the_reference() {
             worst = worst.max((f64::from(logits[id]) - l).abs());
         }
 
-        let mut session = Session::new(&model, &pool, Some(512)).unwrap();
-        let params = GenerateParams { max_tokens: 16, sampling: SamplingParams { temperature: 0.0, ..Default::default() }, stop: vec![] };
-        let mut text = String::new();
-        generate(&mut session, &ids, &params, &mut |piece| {
-            text.push_str(piece);
-            true
-        })
-        .unwrap();
+        let text = common::greedy(&model, &pool, &ids, 16);
         let confident = case["confident_text"].as_str().unwrap();
         assert!(text.starts_with(confident), "{prompt:?}: {text:?} does not start with {confident:?}");
     }

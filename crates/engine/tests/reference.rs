@@ -7,10 +7,10 @@
 
 use std::path::PathBuf;
 
-use herd_engine::generate::{generate, GenerateParams};
+mod common;
+
 use herd_engine::model::Logits;
 use herd_engine::perplexity::perplexity;
-use herd_engine::sampler::SamplingParams;
 use herd_engine::session::Session;
 use herd_engine::Model;
 use herd_kernels::ThreadPool;
@@ -68,17 +68,10 @@ fn prompts_tokenize_and_score_like_the_reference() {
 fn greedy_continuations_start_with_the_confident_text() {
     let (Some(model), Some(cases)) = (model(), cases()) else { return };
     let pool = ThreadPool::with_all_cores();
-    let params = GenerateParams { max_tokens: 16, sampling: SamplingParams { temperature: 0.0, ..Default::default() }, stop: vec![] };
     for case in &cases {
         let prompt = case["prompt"].as_str().unwrap();
         let ids = model.tokenizer.encode(prompt, true, true);
-        let mut session = Session::new(&model, &pool, Some(512)).unwrap();
-        let mut text = String::new();
-        generate(&mut session, &ids, &params, &mut |piece| {
-            text.push_str(piece);
-            true
-        })
-        .unwrap();
+        let text = common::greedy(&model, &pool, &ids, 16);
         let confident = case["confident_text"].as_str().unwrap();
         assert!(text.starts_with(confident), "{prompt:?}: herd says {text:?}, the reference begins {confident:?}");
     }
