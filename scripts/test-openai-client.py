@@ -3,8 +3,9 @@
 
   test-openai-client.py BASE_URL API_KEY      (BASE_URL like http://127.0.0.1:8080/v1)
 
-Checks chat (whole and streamed, which must agree for one seed), completions (one prompt and
-several), n, logprobs, usage, a 400 raised as openai.BadRequestError, and a wrong key raised as
+Checks models (list, retrieve, a 404 for another id), chat (whole and streamed, which must
+agree for one seed), completions (one prompt and several), n, logprobs, usage, 400s raised as
+openai.BadRequestError (structured output and tools refused by name), and a wrong key raised as
 openai.AuthenticationError. Prints one line per check; exits non-zero on the first failure.
 Talks only to BASE_URL. Needs `pip install openai`.
 """
@@ -27,6 +28,13 @@ def main():
     models = client.models.list().data
     check("models.list gives the one model", len(models) == 1 and models[0].id, models)
     model = models[0].id
+    card = client.models.retrieve(model)
+    check("models.retrieve gives the model", card.id == model and card.object == "model", card)
+    try:
+        client.models.retrieve("no-such-model")
+        check("models.retrieve of another model is refused", False, "no error")
+    except openai.NotFoundError as e:
+        check("models.retrieve of another model is a NotFoundError", e.status_code == 404 and "no-such-model" in str(e), e)
 
     messages = [{"role": "user", "content": "What is a GPU?"}]
     whole = client.chat.completions.create(model=model, messages=messages, max_tokens=20, seed=5, temperature=0.7)
@@ -75,6 +83,18 @@ def main():
         check("a request over the context is refused", False, "no error")
     except openai.BadRequestError as e:
         check("over the context: a BadRequestError with the counts", "over the context" in str(e), e)
+
+    # Not there yet, so refused by name rather than answered with free text.
+    refused = [
+        ("response_format json_schema", "response_format", dict(response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object"}}})),
+        ("tools", "tools", dict(tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}])),
+    ]
+    for name, field, extra in refused:
+        try:
+            client.chat.completions.create(model=model, messages=messages, max_tokens=4, **extra)
+            check(f"{name} is refused", False, "no error")
+        except openai.BadRequestError as e:
+            check(f"{name} is a BadRequestError naming the field", e.status_code == 400 and e.body.get("param") == field, e)
 
     wrong = openai.OpenAI(base_url=base, api_key="not-the-key", max_retries=0)
     try:

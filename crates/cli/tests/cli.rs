@@ -116,6 +116,7 @@ fn bad_input_gets_one_clear_line() {
         (vec!["run", "-m", s(&model), "--chat-template", "vicuna", "hi"], "--chat-template vicuna: herd ships no template of that name (known: chatml, gemma, llama3, mistral, phi3, qwen)"),
         (vec!["chat", "-m", s(&model), "--chat-template", "/no/such/template.jinja"], "--chat-template /no/such/template.jinja: no such file"),
         (vec!["serve", "-m", s(&model), "--chat-template", "missing.jinja"], "--chat-template missing.jinja: no such file"),
+        (vec!["serve", "-m", s(&model), "--cors-origin", "app.example.com"], "--cors-origin \"app.example.com\" is not an origin"),
         (vec!["run", "-m", s(&model), "--chat-template", s(&bad_template), "hi"], "syntax error"),
         (vec!["template", "--chat-template", "nope", "--vars", s(&latin1)], "herd ships no template of that name"),
         (vec!["run", "-m", s(&model), "--ctx", "16", "--raw", &long_prompt], "but the context holds 16"),

@@ -21,11 +21,14 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Largest request body; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Origins whose browser pages may call the API (`*`: any); none: no CORS headers at all.
+    /// Each is checked with `check_cors_origin` first.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
-        ServerConfig { api_key: None, request_timeout: Duration::from_secs(600), shutdown_grace: Duration::from_secs(10), max_body_bytes: 2 << 20 }
+        ServerConfig { api_key: None, request_timeout: Duration::from_secs(600), shutdown_grace: Duration::from_secs(10), max_body_bytes: 2 << 20, cors_origins: vec![] }
     }
 }
 

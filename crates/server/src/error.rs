@@ -47,6 +47,11 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", format!("no such endpoint: {path}")).with_code("not_found")
     }
 
+    /// 404 for `GET /v1/models/{id}` of a model this server does not serve, as OpenAI answers.
+    pub fn model_not_found(id: &str) -> ApiError {
+        ApiError { param: Some("model".into()), ..ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", format!("the model '{id}' does not exist (this server serves one model; GET /v1/models names it)")) }.with_code("model_not_found")
+    }
+
     pub fn method_not_allowed() -> ApiError {
         ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "this endpoint does not take that method").with_code("method_not_allowed")
     }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use herd_engine::runner::{EngineHandle, Request};
@@ -178,8 +178,21 @@ async fn run(state: &AppState, engine: EngineHandle, api: Api, requests: Vec<Req
     })
 }
 
+fn model_card(state: &AppState) -> wire::ModelCard {
+    wire::ModelCard { id: state.model_id().to_string(), object: "model", created: shape::unix_time(), owned_by: "herd" }
+}
+
 pub async fn models(State(state): State<AppState>) -> Response {
-    json(&wire::ModelList { object: "list", data: vec![wire::ModelCard { id: state.model_id().to_string(), object: "model", created: shape::unix_time(), owned_by: "herd" }] })
+    json(&wire::ModelList { object: "list", data: vec![model_card(&state)] })
+}
+
+/// `GET /v1/models/{id}`: the served model's card, or a 404 for any other id (ids may hold
+/// slashes, `org/name`, so the route takes the rest of the path).
+pub async fn model(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    if id != state.model_id() {
+        return Err(ApiError::model_not_found(&id));
+    }
+    Ok(json(&model_card(&state)))
 }
 
 pub async fn tokenize(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {

@@ -7,7 +7,7 @@ use herd_engine::sampler::SamplingParams;
 use herd_tokenizer::template::ChatMessage;
 
 use crate::error::ApiError;
-use crate::wire::{ChatRequest, Common, CompletionRequest, Content, Prompt, Stop};
+use crate::wire::{ChatRequest, Common, CompletionRequest, Content, Message, Prompt, Stop};
 
 /// Most choices per prompt (`n`).
 pub const MAX_N: u32 = 16;
@@ -48,7 +48,8 @@ pub fn chat(req: &ChatRequest, common: &Common, n_vocab: usize, random_seed: u64
     if req.messages.is_empty() {
         return Err(ApiError::invalid(Some("messages"), "'messages' must hold at least one message"));
     }
-    let messages = req.messages.iter().enumerate().map(|(i, m)| message(i, &m.role, m.content.as_ref())).collect::<Result<Vec<_>, _>>()?;
+    unsupported(common)?;
+    let messages = req.messages.iter().enumerate().map(|(i, m)| message(i, m)).collect::<Result<Vec<_>, _>>()?;
     let top = match (req.logprobs.unwrap_or(false), req.top_logprobs) {
         (false, Some(_)) => return Err(ApiError::invalid(Some("top_logprobs"), "'top_logprobs' needs 'logprobs' set to true")),
         (false, None) => None,
@@ -59,6 +60,7 @@ pub fn chat(req: &ChatRequest, common: &Common, n_vocab: usize, random_seed: u64
 }
 
 pub fn completion(req: &CompletionRequest, common: &Common, n_vocab: usize, random_seed: u64) -> Result<(Vec<PromptInput>, Params), ApiError> {
+    unsupported(common)?;
     let prompts: Vec<PromptInput> = match &req.prompt {
         Prompt::Text(text) => vec![PromptInput::Text(text.clone())],
         Prompt::Texts(texts) => texts.iter().cloned().map(PromptInput::Text).collect(),
@@ -83,17 +85,59 @@ pub fn completion(req: &CompletionRequest, common: &Common, n_vocab: usize, rand
     Ok((prompts, params))
 }
 
-fn message(i: usize, role: &str, content: Option<&Content>) -> Result<ChatMessage, ApiError> {
-    let role = match role {
-        "system" | "user" | "assistant" | "tool" => role,
+/// Structured output and tool calling, until herd has them: a request that asks for either is
+/// refused naming the field, because a 200 of free text would make the client fail later and
+/// further from the cause. What changes nothing is accepted: `response_format` of type
+/// `text`, an empty `tools` list, `tool_choice` (or `function_call`) `"none"`. Without tools,
+/// `parallel_tool_calls` has nothing to act on, so it is not read at all.
+fn unsupported(c: &Common) -> Result<(), ApiError> {
+    use serde_json::Value;
+    if let Some(format) = &c.response_format {
+        let kind = format.get("type").and_then(Value::as_str);
+        if kind != Some("text") {
+            let got = kind.map_or_else(|| format!("'{format}'"), |k| format!("type '{k}'"));
+            return Err(ApiError::invalid(Some("response_format"), format!("structured output is not supported yet: 'response_format' may only be {{\"type\": \"text\"}}, got {got}")));
+        }
+    }
+    for (param, value) in [("tools", &c.tools), ("functions", &c.functions)] {
+        match value {
+            None => {}
+            Some(Value::Array(list)) if list.is_empty() => {}
+            Some(_) => return Err(ApiError::invalid(Some(param), format!("tool calling is not supported yet: '{param}' must be absent or empty"))),
+        }
+    }
+    for (param, value) in [("tool_choice", &c.tool_choice), ("function_call", &c.function_call)] {
+        match value {
+            None => {}
+            Some(Value::String(s)) if s == "none" => {}
+            Some(_) => return Err(ApiError::invalid(Some(param), format!("tool calling is not supported yet: '{param}' may only be \"none\""))),
+        }
+    }
+    Ok(())
+}
+
+fn message(i: usize, m: &Message) -> Result<ChatMessage, ApiError> {
+    let no_tools = |field: &str| ApiError::invalid(Some(&format!("messages[{i}].{field}")), format!("tool calling is not supported yet: messages[{i}] has '{field}'"));
+    if m.tool_calls.as_ref().is_some_and(|v| !v.is_null() && v.as_array().is_none_or(|calls| !calls.is_empty())) {
+        return Err(no_tools("tool_calls"));
+    }
+    if m.function_call.as_ref().is_some_and(|v| !v.is_null()) {
+        return Err(no_tools("function_call"));
+    }
+    let role = match m.role.as_str() {
+        "system" | "user" | "assistant" => m.role.as_str(),
+        "tool" | "function" => {
+            let param = format!("messages[{i}].role");
+            return Err(ApiError::invalid(Some(&param), format!("tool calling is not supported yet: messages[{i}] has role '{}', which carries a tool's result", m.role)));
+        }
         // OpenAI's newer name for the system role; chat templates know only "system".
         "developer" => "system",
         other => {
             let param = format!("messages[{i}].role");
-            return Err(ApiError::invalid(Some(&param), format!("unknown role '{other}' (expected system, developer, user, assistant or tool)")));
+            return Err(ApiError::invalid(Some(&param), format!("unknown role '{other}' (expected system, developer, user or assistant)")));
         }
     };
-    let content = match content {
+    let content = match &m.content {
         None => String::new(),
         Some(Content::Text(text)) => text.clone(),
         Some(Content::Parts(parts)) => {
@@ -299,6 +343,66 @@ mod tests {
             assert_eq!(e.param.as_deref(), Some(param), "{json}");
             assert!(e.message.contains(fragment), "{json}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn structured_output_and_tools_are_refused_by_name() {
+        use serde_json::json;
+        // (fields beside the messages or prompt, param refused or None when accepted, message fragment)
+        let cases = [
+            (json!({"response_format": {"type": "text"}}), None, ""),
+            (json!({"response_format": null, "tools": [], "functions": [], "tool_choice": "none", "function_call": "none", "parallel_tool_calls": false}), None, ""),
+            (json!({"response_format": {"type": "json_object"}}), Some("response_format"), "structured output is not supported yet"),
+            (json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}}), Some("response_format"), "got type 'json_schema'"),
+            (json!({"response_format": {"type": "sound"}}), Some("response_format"), "got type 'sound'"),
+            (json!({"response_format": "json"}), Some("response_format"), "got '\"json\"'"),
+            (json!({"tools": [{"type": "function", "function": {"name": "f"}}]}), Some("tools"), "tool calling is not supported yet"),
+            (json!({"tools": {}}), Some("tools"), "absent or empty"),
+            (json!({"functions": [{"name": "f"}]}), Some("functions"), "tool calling"),
+            (json!({"tool_choice": "auto"}), Some("tool_choice"), "may only be \"none\""),
+            (json!({"tool_choice": {"type": "function", "function": {"name": "f"}}}), Some("tool_choice"), "tool calling"),
+            (json!({"function_call": "auto"}), Some("function_call"), "tool calling"),
+        ];
+        for (fields, param, fragment) in cases {
+            let mut chat_json = json!({"messages": [{"role": "user", "content": "x"}]});
+            let mut completion_json = json!({"prompt": "x"});
+            for body in [&mut chat_json, &mut completion_json] {
+                body.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
+            }
+            let chat_req: ChatRequest = serde_json::from_value(chat_json.clone()).unwrap();
+            let completion_req: CompletionRequest = serde_json::from_value(completion_json.clone()).unwrap();
+            let got = [chat(&chat_req, &common(chat_json), N_VOCAB, 0).err(), completion(&completion_req, &common(completion_json), N_VOCAB, 0).err()];
+            for e in got {
+                match (e, param) {
+                    (None, None) => {}
+                    (Some(e), Some(param)) => {
+                        assert_eq!((e.status.as_u16(), e.param.as_deref()), (400, Some(param)), "{fields}");
+                        assert!(e.message.contains(fragment), "{fields}: {}", e.message);
+                    }
+                    (e, _) => panic!("{fields}: got {e:?}, expected param {param:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tool_messages_are_refused_by_name() {
+        use serde_json::json;
+        let cases = [
+            (json!({"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}), "messages[1].tool_calls"),
+            (json!({"role": "assistant", "content": null, "function_call": {"name": "f", "arguments": "{}"}}), "messages[1].function_call"),
+            (json!({"role": "tool", "tool_call_id": "c1", "content": "42"}), "messages[1].role"),
+            (json!({"role": "function", "name": "f", "content": "42"}), "messages[1].role"),
+        ];
+        for (turn, param) in cases {
+            let json = json!({"messages": [{"role": "user", "content": "x"}, turn]});
+            let e = chat(&serde_json::from_value(json.clone()).unwrap(), &Common::default(), N_VOCAB, 0).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some(param), "{json}");
+            assert!(e.message.contains("tool calling is not supported yet"), "{json}: {}", e.message);
+        }
+        // An empty or null list of calls asks for nothing.
+        let json = json!({"messages": [{"role": "assistant", "content": "a", "tool_calls": []}, {"role": "assistant", "content": "b", "tool_calls": null}]});
+        assert!(chat(&serde_json::from_value(json).unwrap(), &Common::default(), N_VOCAB, 0).is_ok());
     }
 
     #[test]

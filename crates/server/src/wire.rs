@@ -1,6 +1,8 @@
 //! The OpenAI (and llama-server) JSON shapes, as serde types: requests in, responses and stream
 //! chunks out. Only shapes live here; what a value may be is `validate`'s business, and
-//! unknown request fields are ignored (serde's default), as OpenAI clients expect.
+//! unknown request fields are ignored (serde's default), as OpenAI clients expect, except those
+//! that ask for something herd does not do yet (structured output, tools), which are read here
+//! so that `validate` can refuse them by name.
 
 use std::collections::HashMap;
 
@@ -48,6 +50,14 @@ pub struct Common {
     pub logit_bias: Option<HashMap<String, f32>>,
     pub stream: Option<bool>,
     pub stream_options: Option<StreamOptions>,
+    /// What herd does not do yet, read so that `validate::unsupported` can refuse it by name
+    /// rather than let serde drop it: `{"type": "text"}` is the only format accepted.
+    pub response_format: Option<serde_json::Value>,
+    pub tools: Option<serde_json::Value>,
+    pub tool_choice: Option<serde_json::Value>,
+    /// The deprecated forms of `tools` and `tool_choice`.
+    pub functions: Option<serde_json::Value>,
+    pub function_call: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +88,10 @@ pub struct Message {
     pub role: String,
     /// Null for an assistant turn that only called tools.
     pub content: Option<Content>,
+    /// An assistant turn's tool calls (and their deprecated form): refused until herd has
+    /// tool calling, since dropping them would lose the conversation's history silently.
+    pub tool_calls: Option<serde_json::Value>,
+    pub function_call: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]

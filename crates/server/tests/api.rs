@@ -1,6 +1,6 @@
 //! The HTTP API against `app()` on port 0 with the real default model: response shapes,
 //! streaming (equal to the whole response for the same seed), n, stop strings, logprobs, usage,
-//! tokenize, health, metrics, auth, every kind of refusal (400, 401, 404, 405, 413, 429, 503,
+//! tokenize, health, metrics, auth, CORS, every kind of refusal (400, 401, 404, 405, 413, 429, 503,
 //! 504), client disconnects freeing the KV cache, and shutdown.
 
 mod common;
@@ -210,6 +210,17 @@ async fn models_tokenize_detokenize_health_metrics() {
     assert_eq!(models["object"], "list");
     assert_eq!(models["data"][0]["id"], "test-model");
     assert_eq!(models["data"][0]["object"], "model");
+    let one = get(server.addr, "/v1/models/test-model").await;
+    assert_eq!(one.status, 200);
+    let card = one.json();
+    assert_eq!((card["id"].as_str(), card["object"].as_str(), card["owned_by"].as_str()), (Some("test-model"), Some("model"), Some("herd")));
+    assert!(card["created"].is_u64(), "{card}");
+    for other in ["/v1/models/gpt-4o", "/v1/models/org/test-model"] {
+        let r = get(server.addr, other).await;
+        assert_eq!(r.status, 404, "{other}");
+        let error = &r.json()["error"];
+        assert_eq!((error["code"].as_str(), error["param"].as_str(), error["type"].as_str()), (Some("model_not_found"), Some("model"), Some("invalid_request_error")), "{other}: {error}");
+    }
 
     let text = "Hello <|im_start|> world, ünïcödé!";
     let tokens = post(server.addr, "/tokenize", &json!({ "content": text })).await.json()["tokens"].clone();
@@ -236,6 +247,9 @@ async fn models_tokenize_detokenize_health_metrics() {
         assert!(text.lines().any(|l| l == line), "no line {line:?} in\n{text}");
     }
     assert!(text.contains("herd_inter_token_latency_seconds_bucket{le=\"+Inf\"} 3"), "{text}");
+    // `{"type": "text"}` is what herd does anyway: accepted.
+    let plain = post(server.addr, CHAT, &chat_body("Hi", json!({ "max_tokens": 2, "response_format": { "type": "text" }, "tool_choice": "none", "tools": [] }))).await;
+    assert_eq!(plain.status, 200, "{}", plain.text());
     server.finished().await;
 }
 
@@ -263,7 +277,7 @@ async fn api_key_guards_everything_but_health() {
     let cfg = ServerConfig { api_key: Some("sekrit-key".into()), ..ServerConfig::default() };
     let Some(server) = Server::start(cfg, engine_config()).await else { return };
     let body = chat_body("Hi", json!({ "max_tokens": 2 })).to_string();
-    for (headers, status) in [(vec![], 401), (vec![("Authorization", "Bearer wrong")], 401), (vec![("Authorization", "sekrit-key")], 401), (vec![("Authorization", "Bearer sekrit-keyy")], 401), (vec![("Authorization", "Bearer sekrit-key")], 200)] {
+    for (headers, status) in [(vec![], 401), (vec![("Authorization", "Bearer wrong")], 401), (vec![("Authorization", "sekrit-key")], 401), (vec![("Authorization", "Bearer sekrit-keyy")], 401), (vec![("Authorization", "Bearer sekrit-key")], 200), (vec![("Authorization", "bearer sekrit-key")], 200), (vec![("Authorization", "BEARER sekrit-key")], 200), (vec![("Authorization", "Basic sekrit-key")], 401)] {
         let r = request(server.addr, "POST", CHAT, &headers, body.as_bytes()).await;
         assert_eq!(r.status, status, "{headers:?}: {}", r.text());
         if status == 401 {
@@ -274,6 +288,61 @@ async fn api_key_guards_everything_but_health() {
     assert_eq!(get(server.addr, "/metrics").await.status, 401);
     assert_eq!(get(server.addr, "/health").await.status, 200);
     server.finished().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_answers_preflights_and_marks_responses_for_allowed_origins_only() {
+    const APP: &str = "http://app.example";
+    let cfg = ServerConfig { api_key: Some("k".into()), cors_origins: vec![APP.into(), "http://localhost:3000".into()], ..ServerConfig::default() };
+    let Some(server) = Server::start(cfg, engine_config()).await else { return };
+    let preflight = |origin: &'static str| [("Origin", origin), ("Access-Control-Request-Method", "POST"), ("Access-Control-Request-Headers", "authorization, content-type")];
+    // The preflight carries no key, and is answered before auth.
+    let r = request(server.addr, "OPTIONS", CHAT, &preflight(APP), b"").await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(r.header("access-control-allow-origin"), Some(APP));
+    assert!(r.header("access-control-allow-methods").unwrap().contains("POST"));
+    let allowed = r.header("access-control-allow-headers").unwrap().to_ascii_lowercase();
+    assert!(allowed.contains("authorization") && allowed.contains("content-type"), "{allowed}");
+    assert_eq!(r.header("vary"), Some("Origin"));
+    // Another origin gets no CORS headers (the browser then refuses), and no 204.
+    let r = request(server.addr, "OPTIONS", CHAT, &preflight("http://evil.example"), b"").await;
+    assert!(r.header("access-control-allow-origin").is_none() && r.status != 204, "{:?}", r.headers);
+
+    let body = chat_body("Hi", json!({ "max_tokens": 2 })).to_string();
+    let stream_body = chat_body("Hi", json!({ "max_tokens": 2, "stream": true })).to_string();
+    let auth = ("Authorization", "Bearer k");
+    // (headers, path, body, status, whether Access-Control-Allow-Origin is APP)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str, u16, bool);
+    let cases: Vec<Case> = vec![
+        (vec![("Origin", APP), auth], CHAT, &body, 200, true),
+        (vec![("Origin", APP), auth], CHAT, &stream_body, 200, true),
+        (vec![("Origin", APP)], CHAT, &body, 401, true),
+        (vec![("Origin", APP), auth], CHAT, "{}", 400, true),
+        (vec![("Origin", APP), auth], "/v1/nothing", "{}", 404, true),
+        (vec![("Origin", "http://evil.example"), auth], CHAT, &body, 200, false),
+        (vec![auth], CHAT, &body, 200, false),
+    ];
+    for (headers, path, body, status, marked) in cases {
+        let r = request(server.addr, "POST", path, &headers, body.as_bytes()).await;
+        assert_eq!(r.status, status, "{headers:?} {path}: {}", r.text());
+        assert_eq!(r.header("access-control-allow-origin"), marked.then_some(APP), "{headers:?} {path} {body}");
+        if body.contains("\"stream\":true") {
+            assert!(r.events().last().is_some_and(|e| e == "[DONE]"), "{}", r.text());
+        }
+    }
+    server.finished().await;
+
+    // `*` allows any origin; without --cors-origin there are no CORS headers at all.
+    let any = Server::serve(AppState::new("m", ServerConfig { cors_origins: vec!["*".into()], ..ServerConfig::default() })).await;
+    let r = request(any.addr, "OPTIONS", "/v1/models", &preflight("http://evil.example"), b"").await;
+    assert_eq!((r.status, r.header("access-control-allow-origin")), (204, Some("*")));
+    let r = request(any.addr, "GET", "/health", &[("Origin", "http://evil.example")], b"").await;
+    assert_eq!((r.status, r.header("access-control-allow-origin")), (503, Some("*")));
+    any.finished().await;
+    let none = Server::serve(AppState::new("m", ServerConfig::default())).await;
+    let r = request(none.addr, "OPTIONS", CHAT, &preflight(APP), b"").await;
+    assert!(r.header("access-control-allow-origin").is_none() && r.header("access-control-allow-methods").is_none(), "{:?}", r.headers);
+    none.finished().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,6 +372,16 @@ async fn every_kind_of_bad_request_is_an_openai_error() {
         (COMPLETIONS, json!({ "prompt": [1, 999_999] }).to_string(), 400, Some("prompt"), "outside the vocabulary"),
         (COMPLETIONS, json!({ "prompt": "x".repeat(70 << 10) }).to_string(), 413, None, "limit of 65536 bytes"),
         ("/v1/nothing", "{}".into(), 404, None, "no such endpoint: /v1/nothing"),
+        // What herd cannot do yet is refused by name, never dropped for a 200 of prose.
+        (CHAT, json!({ "messages": msg("x"), "response_format": { "type": "json_object" } }).to_string(), 400, Some("response_format"), "structured output is not supported yet"),
+        (CHAT, json!({ "messages": msg("x"), "response_format": { "type": "json_schema", "json_schema": { "name": "a", "schema": { "type": "object" } } } }).to_string(), 400, Some("response_format"), "got type 'json_schema'"),
+        (CHAT, json!({ "messages": msg("x"), "response_format": { "type": "sound" } }).to_string(), 400, Some("response_format"), "got type 'sound'"),
+        (COMPLETIONS, json!({ "prompt": "x", "response_format": { "type": "json_object" } }).to_string(), 400, Some("response_format"), "structured output is not supported yet"),
+        (CHAT, json!({ "messages": msg("x"), "tools": [{ "type": "function", "function": { "name": "f", "parameters": {} } }] }).to_string(), 400, Some("tools"), "tool calling is not supported yet"),
+        (COMPLETIONS, json!({ "prompt": "x", "tools": [{ "type": "function", "function": { "name": "f" } }] }).to_string(), 400, Some("tools"), "tool calling is not supported yet"),
+        (CHAT, json!({ "messages": msg("x"), "tool_choice": "required" }).to_string(), 400, Some("tool_choice"), "may only be \"none\""),
+        (CHAT, json!({ "messages": [{ "role": "user", "content": "x" }, { "role": "assistant", "content": null, "tool_calls": [{ "id": "c", "type": "function", "function": { "name": "f", "arguments": "{}" } }] }] }).to_string(), 400, Some("messages[1].tool_calls"), "tool calling is not supported yet"),
+        (CHAT, json!({ "messages": [{ "role": "user", "content": "x" }, { "role": "tool", "tool_call_id": "c", "content": "4" }] }).to_string(), 400, Some("messages[1].role"), "tool calling is not supported yet"),
     ];
     for (path, body, status, param, fragment) in cases {
         let r = request(server.addr, "POST", path, &[], body.as_bytes()).await;

@@ -23,6 +23,10 @@ pub struct Args {
     /// Require `Authorization: Bearer KEY` on every endpoint but /health.
     #[arg(long)]
     api_key: Option<String>,
+    /// Let browser pages from ORIGIN call the API (CORS), e.g. http://localhost:3000; repeatable;
+    /// `*` for any origin. Without it, no CORS headers are sent.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
     #[command(flatten)]
     template: ChatTemplateArg,
     /// Positions per sequence (default: 4096, or the model's trained context if shorter).
@@ -77,11 +81,15 @@ pub fn main(args: Args) -> Result<()> {
         },
     };
     engine.validate().map_err(anyhow::Error::msg)?;
+    for origin in &args.cors_origins {
+        herd_server::check_cors_origin(origin).map_err(anyhow::Error::msg)?;
+    }
     let server = ServerConfig {
         api_key: args.api_key,
         request_timeout: Duration::from_secs(args.timeout),
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         max_body_bytes: args.max_body_mib.saturating_mul(1 << 20),
+        cors_origins: args.cors_origins,
     };
     let chat_template = args.template.source()?;
     let model: PathBuf = model_arg::resolve(args.model.as_deref())?;
