@@ -40,6 +40,8 @@ struct Shared {
     panic: Mutex<Option<Box<dyn Any + Send>>>,
     shutdown: AtomicBool,
     n_parked: AtomicUsize,
+    /// Workers that have entered their loop.
+    n_started: AtomicUsize,
     park_lock: Mutex<()>,
     wake: Condvar,
     /// Serialises callers: one job at a time.
@@ -69,6 +71,7 @@ impl ThreadPool {
             panic: Mutex::new(None),
             shutdown: AtomicBool::new(false),
             n_parked: AtomicUsize::new(0),
+            n_started: AtomicUsize::new(0),
             park_lock: Mutex::new(()),
             wake: Condvar::new(),
             caller: Mutex::new(()),
@@ -82,6 +85,11 @@ impl ThreadPool {
                     .expect("spawning a worker thread")
             })
             .collect();
+        // Returns once every worker runs, so that their start-up (which allocates) is over
+        // before the pool's first job.
+        while shared.n_started.load(Ordering::Acquire) < n_threads - 1 {
+            std::thread::yield_now();
+        }
         ThreadPool { shared, workers, n_threads }
     }
 
@@ -160,6 +168,7 @@ fn run_parts(shared: &Shared, epoch: u64, n_parts: usize) {
 }
 
 fn worker_loop(shared: &Shared, n_threads: usize) {
+    shared.n_started.fetch_add(1, Ordering::Release);
     let mut seen = 0u64;
     loop {
         let epoch = wait_for_job(shared, seen);
