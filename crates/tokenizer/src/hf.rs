@@ -14,8 +14,9 @@
 //! Either may have an `NFC` normalizer (Qwen's), carried in `herd.tokenizer.normalizer`.
 
 use std::collections::HashMap;
+use std::path::Path;
 
-use herd_gguf::{Value, ValueType};
+use herd_gguf::{Gguf, Value, ValueType};
 use serde_json::{Map, Value as Json};
 
 use crate::error::TokenizerError;
@@ -95,114 +96,11 @@ impl Tokenizer {
 }
 
 impl VocabConfig {
-    /// The vocabulary of a list of GGUF keys (as `gguf_keys_from_tokenizer_json` returns), as
-    /// `from_gguf` reads the same keys from a file.
+    /// The vocabulary of a list of GGUF keys (as `gguf_keys_from_tokenizer_json` returns), read
+    /// by `from_gguf` from a model of those keys alone, so the keys are read one way only.
     pub fn from_keys(keys: &[(String, Value)]) -> Result<VocabConfig, TokenizerError> {
-        let get = |k: &str| keys.iter().find(|(key, _)| key == k).map(|(_, v)| v);
-        let bad = |key: &str, what: &str| TokenizerError::BadTokenizerJson {
-            what: format!("key {key}: expected {what}"),
-        };
-        let string = |k: &str| -> Result<Option<String>, TokenizerError> {
-            get(k)
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_owned)
-                        .ok_or_else(|| bad(k, "a string"))
-                })
-                .transpose()
-        };
-        let strings = |k: &str| -> Result<Option<Vec<String>>, TokenizerError> {
-            get(k)
-                .map(|v| {
-                    v.as_array()
-                        .and_then(|a| {
-                            a.items
-                                .iter()
-                                .map(|x| x.as_str().map(str::to_owned))
-                                .collect::<Option<Vec<_>>>()
-                        })
-                        .ok_or_else(|| bad(k, "an array of strings"))
-                })
-                .transpose()
-        };
-        let id = |k: &str| -> Result<Option<u32>, TokenizerError> {
-            get(k)
-                .map(|v| {
-                    v.as_u64()
-                        .and_then(|x| u32::try_from(x).ok())
-                        .ok_or_else(|| bad(k, "a token id"))
-                })
-                .transpose()
-        };
-        let flag = |k: &str| -> Result<Option<bool>, TokenizerError> {
-            get(k)
-                .map(|v| v.as_bool().ok_or_else(|| bad(k, "a bool")))
-                .transpose()
-        };
-        let ids = |k: &str| -> Result<Option<Vec<u32>>, TokenizerError> {
-            get(k)
-                .map(|v| {
-                    v.as_array()
-                        .and_then(|a| {
-                            a.items
-                                .iter()
-                                .map(|x| x.as_u64().and_then(|i| u32::try_from(i).ok()))
-                                .collect::<Option<Vec<_>>>()
-                        })
-                        .ok_or_else(|| bad(k, "an array of token ids"))
-                })
-                .transpose()
-        };
-        let scores = match get("tokenizer.ggml.scores") {
-            None => None,
-            Some(v) => Some(
-                v.as_array()
-                    .and_then(|a| {
-                        a.items
-                            .iter()
-                            .map(|x| x.as_f64().map(|f| f as f32))
-                            .collect::<Option<Vec<_>>>()
-                    })
-                    .ok_or_else(|| bad("tokenizer.ggml.scores", "an array of numbers"))?,
-            ),
-        };
-        let token_types = match get("tokenizer.ggml.token_type") {
-            None => None,
-            Some(v) => Some(
-                v.as_array()
-                    .and_then(|a| {
-                        a.items
-                            .iter()
-                            .map(|x| x.as_i64().and_then(|i| i32::try_from(i).ok()))
-                            .collect::<Option<Vec<_>>>()
-                    })
-                    .ok_or_else(|| bad("tokenizer.ggml.token_type", "an array of integers"))?,
-            ),
-        };
-        Ok(VocabConfig {
-            model: string("tokenizer.ggml.model")?
-                .ok_or_else(|| bad("tokenizer.ggml.model", "it present"))?,
-            pre: string("tokenizer.ggml.pre")?,
-            tokens: strings("tokenizer.ggml.tokens")?
-                .ok_or_else(|| bad("tokenizer.ggml.tokens", "it present"))?,
-            scores,
-            token_types,
-            merges: strings("tokenizer.ggml.merges")?,
-            bos_id: id("tokenizer.ggml.bos_token_id")?,
-            eos_id: id("tokenizer.ggml.eos_token_id")?,
-            unk_id: id("tokenizer.ggml.unknown_token_id")?,
-            pad_id: id("tokenizer.ggml.padding_token_id")?,
-            eot_id: id("tokenizer.ggml.eot_token_id")?,
-            eom_id: id("tokenizer.ggml.eom_token_id")?,
-            add_bos: flag("tokenizer.ggml.add_bos_token")?,
-            add_eos: flag("tokenizer.ggml.add_eos_token")?,
-            add_space_prefix: flag("tokenizer.ggml.add_space_prefix")?,
-            name: string("general.name")?,
-            rstrip_ids: ids(RSTRIP_KEY)?,
-            lstrip_ids: ids(LSTRIP_KEY)?,
-            metaspace_prepend: string(METASPACE_KEY)?,
-            normalizer: string(NORMALIZER_KEY)?,
-        })
+        let g = Gguf::from_parts(Path::new("tokenizer.json"), keys.to_vec(), Vec::new())?;
+        VocabConfig::from_gguf(&g)
     }
 }
 
