@@ -6,7 +6,8 @@
 //! margin exceeds that. Each fixture is built so that a missing feature moves the logits by
 //! far more than these tolerances (its `checks.ablations_max_abs`).
 
-use std::path::PathBuf;
+mod common;
+
 
 use herd_engine::model::Logits;
 use herd_engine::session::Session;
@@ -15,16 +16,6 @@ use herd_kernels::ThreadPool;
 use serde_json::Value;
 
 const FAMILIES: &[&str] = &["llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3", "phi3-longrope"];
-
-fn arch_dir() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/arch");
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("skipped: {} is absent", p.display());
-        None
-    }
-}
 
 /// The largest difference between herd's logits and the reference's for one file, and the
 /// positions whose argmax differs although the reference's margin exceeds `tol`.
@@ -63,7 +54,7 @@ fn compare(pool: &ThreadPool, model: &Model, expected: &Value, results: &str, ex
 
 #[test]
 fn every_family_matches_transformers() {
-    let Some(dir) = arch_dir() else { return };
+    let Some(dir) = common::testdata("arch") else { return };
     let pool = ThreadPool::with_all_cores();
     let mut failures = Vec::new();
     for family in FAMILIES {

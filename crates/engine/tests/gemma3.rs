@@ -22,11 +22,7 @@ fn setup() -> Option<(Model, Value)> {
         eprintln!("skipped: HERD_TEST_GEMMA3 is not set (scripts/test sets it)");
         return None;
     };
-    let reference = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/gemma3/reference.json");
-    let Ok(text) = std::fs::read_to_string(&reference) else {
-        eprintln!("skipped: {} is absent", reference.display());
-        return None;
-    };
+    let text = std::fs::read_to_string(common::testdata("gemma3/reference.json")?).unwrap();
     Some((Model::load(&PathBuf::from(path)).expect("the Gemma 3 model loads"), serde_json::from_str(&text).unwrap()))
 }
 
@@ -60,7 +56,8 @@ fn prompts_tokenize_score_and_continue_like_the_reference() {
 fn perplexity_is_within_one_percent_of_llama_cpp() {
     let Some((model, reference)) = setup() else { return };
     let llama_cpp = reference["perplexity_gpl3_ctx512"]["llama_cpp"]["ppl"].as_f64().unwrap();
-    let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/text/gpl-3.txt")).unwrap();
+    let Some(path) = common::testdata("text/gpl-3.txt") else { return };
+    let text = std::fs::read_to_string(path).unwrap();
     let pool = ThreadPool::with_all_cores();
     let ppl = perplexity(&model, &pool, &text, 512, &mut |_| {}).unwrap();
     eprintln!("perplexity {ppl:.4}, llama.cpp {llama_cpp}");

@@ -12,6 +12,8 @@
 //! the fixture's keys too; the logit checks take the fixture GGUF's own tokenizer keys, so
 //! they test the weights side alone.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,16 +30,6 @@ const FAMILIES: &[&str] = &["llama", "mistral", "mixtral", "qwen2", "qwen3", "qw
 /// `general.name` as the converter does (from the folder name) but not the converter's
 /// parameter-count label `general.size_label`.
 const PROVENANCE: &[&str] = &["general.size_label"];
-
-fn arch_dir() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/arch");
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("skipped: {} is absent", p.display());
-        None
-    }
-}
 
 fn tokenizer_keys(g: &Gguf) -> Vec<(String, Value)> {
     g.metadata().iter().filter(|(k, _)| k.starts_with("tokenizer.")).cloned().collect()
@@ -181,7 +173,7 @@ fn check_family(pool: &ThreadPool, dir: &Path, family: &str, out_dir: &Path) -> 
 
 #[test]
 fn folders_match_their_gguf_and_transformers() {
-    let Some(dir) = arch_dir() else { return };
+    let Some(dir) = common::testdata("arch") else { return };
     let pool = ThreadPool::with_all_cores();
     let out_dir = std::env::temp_dir().join(format!("herd-hf-folders-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
@@ -238,7 +230,7 @@ fn write_tensors(path: &Path, tensors: &Tensors) {
 
 #[test]
 fn sharded_folders_load_through_their_index() {
-    let Some(dir) = arch_dir() else { return };
+    let Some(dir) = common::testdata("arch") else { return };
     let folder = copy_folder(&dir, "qwen3moe", "sharded");
     let tensors = read_tensors(&folder.join("model.safetensors"));
     std::fs::remove_file(folder.join("model.safetensors")).unwrap();
@@ -259,7 +251,7 @@ fn sharded_folders_load_through_their_index() {
 /// this way before writing anything; crates/cli/tests checks that no file is left).
 #[test]
 fn bad_folders_are_refused_by_name() {
-    let Some(dir) = arch_dir() else { return };
+    let Some(dir) = common::testdata("arch") else { return };
     type Break = Box<dyn Fn(&Path)>;
     let edit_tensors = |f: fn(&mut Tensors)| -> Break {
         Box::new(move |d: &Path| {

@@ -2,8 +2,9 @@
 //! windows, fused projections and LongRoPE included): a counting global allocator (this test
 //! binary's alone) watches steps after a warm-up of the same shape.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use herd_engine::model::Logits;
@@ -40,11 +41,7 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn warm_decoding_allocates_nothing_in_any_family() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/arch");
-    if !dir.exists() {
-        eprintln!("skipped: {} is absent", dir.display());
-        return;
-    }
+    let Some(dir) = common::testdata("arch") else { return };
     let pool = ThreadPool::new(2);
     for family in ["llama", "mixtral", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3", "phi3-longrope"] {
         let model = Model::load(&dir.join(family).join("model-f16.gguf")).unwrap();

@@ -24,18 +24,8 @@ fn model() -> Option<Model> {
     Some(Model::load(&PathBuf::from(path)).expect("the test model loads"))
 }
 
-fn testdata(rel: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata").join(rel);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("skipped: {} is absent", p.display());
-        None
-    }
-}
-
 fn cases() -> Option<Vec<Value>> {
-    let text = std::fs::read_to_string(testdata("smollm2/reference.json")?).unwrap();
+    let text = std::fs::read_to_string(common::testdata("smollm2/reference.json")?).unwrap();
     Some(serde_json::from_str::<Vec<Value>>(&text).unwrap())
 }
 
@@ -82,7 +72,7 @@ fn greedy_continuations_start_with_the_confident_text() {
 /// through their merge (llama.cpp 0.3.36's `llama-perplexity -c 2048 -t 2`: 17.1476).
 #[test]
 fn perplexity_on_the_gpl_matches_llama_cpp() {
-    let (Some(model), Some(path)) = (model(), testdata("text/gpl-3.txt")) else { return };
+    let (Some(model), Some(path)) = (model(), common::testdata("text/gpl-3.txt")) else { return };
     let text = std::fs::read_to_string(path).unwrap();
     let pool = ThreadPool::with_all_cores();
     for (ctx, llama_cpp) in [(512, 18.3914), (2048, 17.1476)] {

@@ -2,6 +2,8 @@
 //! what it would get alone (batch invariance), even when KV pressure preempts it, prefix
 //! caching reuses prompts, and cancelled or finished requests give back every KV block.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -169,11 +171,7 @@ fn limits_are_enforced_at_submission() {
 /// tokens chose the same experts.
 #[test]
 fn every_family_is_batch_invariant() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/arch");
-    if !dir.exists() {
-        eprintln!("skipped: {} is absent", dir.display());
-        return;
-    }
+    let Some(dir) = common::testdata("arch") else { return };
     for family in ["mixtral", "qwen2", "qwen3moe", "gemma2", "gemma3", "phi3-longrope"] {
         let model = Arc::new(Model::load(&dir.join(family).join("model-f16.gguf")).unwrap());
         let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join(family).join("expected.json")).unwrap()).unwrap();

@@ -1,4 +1,7 @@
-//! Helpers shared by the real-model tests.
+//! Helpers shared by the engine's integration tests (each test binary uses some of them).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
 
 use herd_engine::generate::{generate, GenerateParams};
 use herd_engine::sampler::SamplingParams;
@@ -17,4 +20,15 @@ pub fn greedy(model: &Model, pool: &ThreadPool, ids: &[u32], n: usize) -> String
     })
     .unwrap();
     text
+}
+
+/// `../shared/testdata/REL`, or None (saying so) where the shared test data is absent.
+pub fn testdata(rel: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata").join(rel);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("skipped: {} is absent", p.display());
+        None
+    }
 }
