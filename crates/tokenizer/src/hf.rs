@@ -22,6 +22,7 @@ use serde_json::{Map, Value as Json};
 use crate::error::TokenizerError;
 use crate::pretok::PreTokenizer;
 use crate::tokenizer::{LoadOptions, Tokenizer, VocabConfig};
+use crate::vocab::TokenType;
 
 /// GPT-2's own regex (the one `ByteLevel` applies with `use_regex`).
 const GPT2_REGEX: &str =
@@ -47,13 +48,6 @@ pub const NORMALIZER_KEY: &str = "herd.tokenizer.normalizer";
 /// SentencePiece's visible space.
 const SPACE: &str = "\u{2581}";
 
-/// `tokenizer.ggml.token_type` values, as llama.cpp's converter writes them.
-const NORMAL: i32 = 1;
-const UNKNOWN: i32 = 2;
-const CONTROL: i32 = 3;
-const USER_DEFINED: i32 = 4;
-const UNUSED: i32 = 5;
-const BYTE: i32 = 6;
 
 /// The `tokenizer.*` keys of a Hugging Face tokenizer, as llama.cpp's converter writes them
 /// for a folder holding these files (see `gguf_keys_from_hf` for `config.json`'s part).
@@ -503,11 +497,11 @@ impl<'a> Converter<'a> {
             .and_then(|v| usize::try_from(v).ok())
     }
 
-    fn added_type(&self, a: &Added) -> i32 {
+    fn added_type(&self, a: &Added) -> TokenType {
         if a.special || looks_special(a.content) {
-            CONTROL
+            TokenType::Control
         } else {
-            USER_DEFINED
+            TokenType::UserDefined
         }
     }
 
@@ -519,20 +513,20 @@ impl<'a> Converter<'a> {
         let is_spm = matches!(self.shape, Shape::SentencePiece { .. });
         for (id, text) in texts.iter().enumerate() {
             let (text, ty) = match (text, added.get(&(id as u32))) {
-                (None, _) => (format!("[PAD{id}]"), UNUSED),
+                (None, _) => (format!("[PAD{id}]"), TokenType::Unused),
                 (Some(_), Some(a)) => {
                     let ty = self.added_type(a);
                     // llama.cpp expects user-defined tokens with spaces, not '▁'.
-                    let text = if ty == USER_DEFINED {
+                    let text = if ty == TokenType::UserDefined {
                         a.content.replace(SPACE, " ")
                     } else {
                         a.content.to_string()
                     };
                     (text, ty)
                 }
-                (Some(t), None) if is_spm && byte_token(t) => (t.to_string(), BYTE),
-                (Some(t), None) if is_spm && Some(*t) == self.unk_token => (t.to_string(), UNKNOWN),
-                (Some(t), None) => (t.to_string(), NORMAL),
+                (Some(t), None) if is_spm && byte_token(t) => (t.to_string(), TokenType::Byte),
+                (Some(t), None) if is_spm && Some(*t) == self.unk_token => (t.to_string(), TokenType::Unknown),
+                (Some(t), None) => (t.to_string(), TokenType::Normal),
             };
             tokens.push(text);
             types.push(ty);
@@ -553,7 +547,7 @@ impl<'a> Converter<'a> {
                 put("tokenizer.ggml.tokens", strings(tokens));
                 put(
                     "tokenizer.ggml.token_type",
-                    Value::array(ValueType::I32, types.into_iter().map(Value::I32).collect()),
+                    Value::array(ValueType::I32, types.iter().map(|&t| Value::I32(t as i32)).collect()),
                 );
                 if !self.merges.is_empty() {
                     // As the converter writes them: a space inside a piece as U+0120.
@@ -580,7 +574,7 @@ impl<'a> Converter<'a> {
                 );
                 put(
                     "tokenizer.ggml.token_type",
-                    Value::array(ValueType::I32, types.into_iter().map(Value::I32).collect()),
+                    Value::array(ValueType::I32, types.iter().map(|&t| Value::I32(t as i32)).collect()),
                 );
             }
         }
@@ -623,11 +617,11 @@ impl<'a> Converter<'a> {
     /// pieces do. Refused where no scores can say it: a merge list that makes a piece by one
     /// split but not by another that is also two tokens, or whose merges of one piece are not
     /// adjacent in the list.
-    fn scores(&self, tokens: &[String], types: &[i32]) -> Result<Vec<f32>, TokenizerError> {
+    fn scores(&self, tokens: &[String], types: &[TokenType]) -> Result<Vec<f32>, TokenizerError> {
         let id_of: HashMap<&str, usize> = tokens
             .iter()
             .enumerate()
-            .filter(|&(i, _)| types[i] == NORMAL || types[i] == BYTE)
+            .filter(|&(i, _)| types[i] == TokenType::Normal || types[i] == TokenType::Byte)
             .map(|(i, t)| (t.as_str(), i))
             .collect();
         let mut first_rank: HashMap<&str, usize> = HashMap::new();
@@ -654,7 +648,7 @@ impl<'a> Converter<'a> {
             }
         }
         for (t, &i) in &id_of {
-            if types[i] != NORMAL {
+            if types[i] != TokenType::Normal {
                 continue;
             }
             for (k, _) in t.char_indices().skip(1) {
@@ -667,7 +661,7 @@ impl<'a> Converter<'a> {
                 }
             }
         }
-        let mut normal: Vec<usize> = (0..tokens.len()).filter(|&i| types[i] == NORMAL).collect();
+        let mut normal: Vec<usize> = (0..tokens.len()).filter(|&i| types[i] == TokenType::Normal).collect();
         normal.sort_by_key(|&i| {
             (
                 first_rank
@@ -680,8 +674,8 @@ impl<'a> Converter<'a> {
         let mut scores: Vec<f32> = types
             .iter()
             .map(|&t| match t {
-                CONTROL | USER_DEFINED => -1000.0,
-                UNUSED => -10000.0,
+                TokenType::Control | TokenType::UserDefined => -1000.0,
+                TokenType::Unused => -10000.0,
                 _ => 0.0,
             })
             .collect();
