@@ -95,10 +95,14 @@ fn plans_a_gguf_file_and_this_cpu() {
     }
     assert!(v["cpu_probe"]["read_bandwidth_bytes_per_s"].as_f64().unwrap() > 0.0);
     // A Hugging Face folder, read as herd reads one: its shape from config.json.
+    std::fs::remove_dir_all(&dir).unwrap();
     let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/arch/qwen3");
+    if !folder.exists() {
+        eprintln!("skipped the folder: {} is absent", folder.display());
+        return;
+    }
     let f = json(&["plan", "--model", folder.to_str().unwrap(), "--ctx", "64", "--prompt-len", "8", "--output-len", "8", "--json"]);
     assert!(f["weights_bytes"].as_f64().unwrap() > 0.0 && f["kv_bytes_per_token"].as_f64().unwrap() > 0.0, "{f}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Bad input: one line on stderr that says what is wrong (and what is known, or what would
